@@ -1,0 +1,219 @@
+"""`python -m distill ...`: every stage from the command line. The command names are a contract."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from distill.errors import DistillError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distill",
+                                     description="DLLM2Rec: distil an LLM recommender into a sequential student.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("synth", help="generate the deterministic synthetic catalogue (CSV)")
+    p.add_argument("--out", required=True, help="directory for interactions.csv and items.csv")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--topics", type=int, default=20)
+    p.add_argument("--min-interactions", type=int, default=20)
+    p.add_argument("--max-interactions", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_synth)
+
+    p = commands.add_parser("prepare", help="read interactions + titles, window and split them")
+    p.add_argument("--format", required=True, help="csv, recbole, movielens or reference")
+    p.add_argument("--input", required=True, help="interactions file (or the dataset directory)")
+    p.add_argument("--items", help="items/titles file where the format needs one")
+    p.add_argument("--out", required=True, help="prepared dataset directory")
+    p.add_argument("--max-len", type=int, default=10, help="history window L (default 10)")
+    p.add_argument("--split", choices=["time", "loo"], default="time",
+                   help="time: 80/10/10 by target time (default); loo: leave-one-out per user")
+    p.add_argument("--kcore", type=int, default=0, help="keep users and items with >= k interactions")
+    p.add_argument("--sep", help="field separator of csv files (default: detected)")
+    p.add_argument("--user-col", help="csv: user column (default user_id)")
+    p.add_argument("--item-col", help="csv: item column (default item_id)")
+    p.add_argument("--time-col", help="csv: timestamp column (default timestamp)")
+    p.add_argument("--title-col", help="csv: title column of the items file (default title)")
+    p.set_defaults(handler=cmd_prepare)
+
+    p = commands.add_parser("export-reference", help="write the reference code's CSV files")
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=cmd_export_reference)
+
+    p = commands.add_parser("import-teacher", help="convert the reference code's teacher files")
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--ranks", required=True, help="myrank_train.txt")
+    p.add_argument("--confidence", required=True, help="confidence_train.txt")
+    p.add_argument("--embeddings", help="all_embeddings.pt (loaded with weights_only=True)")
+    p.add_argument("--out", required=True, help="teacher artifacts directory")
+    p.set_defaults(handler=cmd_import_teacher)
+
+    p = commands.add_parser("teacher", help="compute a teacher's top-K lists and item embeddings")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    t = kinds.add_parser("titles", help="TF-IDF title similarity (no model needed)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--k", type=int, default=20)
+    t.add_argument("--dim", type=int, default=256)
+    t.add_argument("--out", required=True)
+    t.set_defaults(handler=cmd_teacher_titles)
+
+    p = commands.add_parser("train", help="train a student, optionally distilled from a teacher")
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--student", required=True, choices=["gru4rec", "sasrec", "dros", "caser"])
+    p.add_argument("--teacher", help="teacher artifacts directory (enables DLLM2Rec)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 200, early stopping on val)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any training option, e.g. --set lam=auto --set ed_weight=0.2")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(handler=cmd_train)
+
+    p = commands.add_parser("recommend", help="top-k items for a history from a trained run")
+    p.add_argument("--run", required=True, help="run directory written by `train`")
+    p.add_argument("--history", required=True, help="comma-separated item ids as in the input data")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--include-history", action="store_true", help="allow items already in the history")
+    p.set_defaults(handler=cmd_recommend)
+
+    p = commands.add_parser("bench", help="training speed, evaluation speed and inference latency")
+    p.add_argument("--run", help="measure this run's inference latency only")
+    p.add_argument("--data", help="prepared dataset for --run (its test histories are the requests)")
+    p.add_argument("--ml100k", help="MovieLens-100k directory for the training benchmark")
+    p.add_argument("--quick", action="store_true", help="smaller synthetic set and fewer students")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.set_defaults(handler=cmd_bench)
+
+    p = commands.add_parser("demo", help="the whole pipeline: prepare, teacher, plain and distilled student")
+    p.add_argument("--out", required=True, help="work directory (stages already there are skipped)")
+    p.add_argument("--data", help="input data (default: the synthetic catalogue)")
+    p.add_argument("--format", default="csv")
+    p.add_argument("--items")
+    p.add_argument("--student", default="sasrec", choices=["gru4rec", "sasrec", "dros", "caser"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def cmd_synth(args) -> None:
+    from distill.data.synth import generate_synthetic
+    summary = generate_synthetic(args.out, users=args.users, items=args.items, topics=args.topics,
+                                 interactions_per_user=(args.min_interactions, args.max_interactions),
+                                 seed=args.seed)
+    print(json.dumps(summary, default=str))
+
+
+def cmd_prepare(args) -> None:
+    from distill.data import PrepareOptions, prepare_dataset
+    options = PrepareOptions(max_len=args.max_len, split=args.split, kcore=args.kcore, sep=args.sep,
+                             **{k: v for k, v in (("user_col", args.user_col), ("item_col", args.item_col),
+                                                  ("time_col", args.time_col), ("title_col", args.title_col))
+                                if v is not None})
+    dataset = prepare_dataset(args.format, args.input, args.out, items=args.items, options=options)
+    print(json.dumps({k: dataset.stats[k] for k in ("users", "items", "interactions", "instances", "content_hash")}))
+
+
+def cmd_export_reference(args) -> None:
+    from distill.data import PreparedDataset, export_reference
+    export_reference(PreparedDataset.load(args.data), args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_import_teacher(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.teacher import import_reference
+    artifacts = import_reference(PreparedDataset.load(args.data), args.ranks, args.confidence,
+                                 args.embeddings, args.out)
+    print(f"wrote {args.out}: top-{artifacts.k} lists, embedding dim {artifacts.dim}")
+
+
+def cmd_teacher_titles(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.evaluate import teacher_metrics
+    from distill.teacher import title_teacher
+    dataset = PreparedDataset.load(args.data)
+    artifacts = title_teacher(dataset, k=args.k, dim=args.dim)
+    artifacts.save(args.out)
+    for split in ("val", "test"):
+        m = teacher_metrics(artifacts.ids[split], dataset.split(split).next)
+        print(f"teacher {split}: hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
+              f"hr@20 {m.get('hr@20', float('nan')):.4f}  ndcg@20 {m.get('ndcg@20', float('nan')):.4f}")
+
+
+def cmd_train(args) -> None:
+    from distill.config import TrainConfig, parse_set_options
+    from distill.data import PreparedDataset
+    from distill.teacher import TeacherArtifacts
+    from distill.train import Callbacks, save_run, train
+    options = {"student": args.student, **parse_set_options(args.set)}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    if args.seed is not None:
+        options["seed"] = args.seed
+    config = TrainConfig.from_options(options)
+    dataset = PreparedDataset.load(args.data)
+    teacher = TeacherArtifacts.load(args.teacher, dataset) if args.teacher else None
+
+    def on_epoch(record):
+        metrics = record.get(config.selection, {})
+        print(f"epoch {record['epoch']:3d}  lam {record['lam']:.1f}  loss {record['loss']:.4f}  "
+              f"{config.selection} ndcg@20 {metrics.get('ndcg@20', 0):.4f}  hr@20 {metrics.get('hr@20', 0):.4f}  "
+              f"{record['seconds']:.1f}s", flush=True)
+
+    result = train(dataset, config, teacher, Callbacks(on_epoch=None if args.quiet else on_epoch))
+    metrics = save_run(result, dataset, args.out, teacher)
+    print(f"best epoch {result.best_epoch} (lambda_d {result.lam})")
+    if result.lam_auto is not None:
+        print(f"lam=auto: chose lambda_d={result.lam} on val; val ndcg@20 per lambda_d "
+              f"{json.dumps(result.lam_auto['val_ndcg@20'])}")
+        if result.lam == 0:
+            print("warning: no lambda_d beat the plain student on val; the saved student is the plain one")
+    for split in ("val", "test"):
+        m = metrics[split]
+        print(f"{split}: hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
+              f"hr@20 {m['hr@20']:.4f}  ndcg@20 {m['ndcg@20']:.4f}")
+    print(f"wrote {args.out}")
+
+
+def cmd_recommend(args) -> None:
+    from distill.train import TrainedStudent
+    student = TrainedStudent.load(args.run)
+    history = [part.strip() for part in args.history.split(",") if part.strip()]
+    items, scores = student.recommend(history, args.k, exclude_history=not args.include_history)
+    titles = dict(zip(student.item_ids, student.titles))
+    print(json.dumps({"items": items, "scores": [round(s, 6) for s in scores],
+                      "titles": [titles[i] for i in items]}))
+
+
+def cmd_bench(args) -> None:
+    from distill.bench import run_bench
+    run_bench(args)
+
+
+def cmd_demo(args) -> None:
+    from distill.config import parse_set_options
+    from distill.pipeline import PipelineOptions, run_pipeline
+    run_pipeline(args.out, PipelineOptions(data=args.data, format=args.format, items=args.items,
+                                           student=args.student, overrides=parse_set_options(args.set)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""`python -m distill bench`: training speed, evaluation speed, peak memory and inference latency.
+
+Each measurement runs in its own process so that its peak memory (max RSS) is its own. Teachers
+used for timing are random top-K lists with random D=4096 item embeddings: the cost of
+distillation does not depend on what the teacher says, only on K and D.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+STUDENTS = ("gru4rec", "sasrec", "dros", "caser")
+TEACHER_DIM = 4096
+TEACHER_K = 20
+EVAL_USERS = 10_000
+
+
+def timing_teacher(dataset, k: int = TEACHER_K, dim: int = TEACHER_DIM, seed: int = 0):
+    from distill.teacher import TeacherArtifacts
+    rng = np.random.default_rng(seed)
+    ids = {s: rng.integers(0, dataset.num_items, (len(dataset.split(s)), k)) for s in ("train",)}
+    dist = {s: np.sort(rng.random(ids[s].shape, dtype=np.float32), 1) for s in ids}
+    emb = rng.standard_normal((dataset.num_items, dim), dtype=np.float32)
+    return TeacherArtifacts.build(dataset, ids, dist, emb, {"kind": "random (timing only)"})
+
+
+def run_case(case: dict) -> dict:
+    """One student on one dataset: seconds per epoch, evaluation users/s, peak memory."""
+    import torch
+
+    from distill.config import TrainConfig
+    from distill.data import PreparedDataset, Split
+    from distill.evaluate import evaluate
+    from distill.train import train
+
+    dataset = PreparedDataset.load(case["data"])
+    teacher = timing_teacher(dataset) if case["distilled"] else None
+    config = TrainConfig(student=case["student"], epochs=case["epochs"], patience=case["epochs"], lam="0.7")
+    result = train(dataset, config, teacher)
+    seconds = [r["seconds"] for r in result.history]
+    test = dataset.test
+    n = min(EVAL_USERS, len(test))
+    split = Split(**{name: array[:n] for name, array in test.arrays().items()})
+    evaluate(result.model, split)                                   # warm-up
+    start = time.perf_counter()
+    evaluate(result.model, split)
+    eval_seconds = time.perf_counter() - start
+    return {**case, "train_instances": len(dataset.train), "items": dataset.num_items,
+            "epoch_seconds": min(seconds), "epoch_seconds_all": seconds,
+            "eval_users": n, "eval_seconds": eval_seconds, "eval_users_per_s": n / eval_seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads()}
+
+
+def _case_in_subprocess(case: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "distill.bench", json.dumps(case)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark case {case} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _prepared(work: Path, name: str, make) -> str:
+    from distill.data import PreparedDataset
+    path = work / name
+    if not (path / "stats.json").exists():
+        make(path)
+    return str(PreparedDataset.load(path).path)
+
+
+def run_bench(args) -> list[dict]:
+    from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
+    from distill.data.synth import generate_synthetic
+
+    if args.run:
+        return [_latency(args)]
+    work = Path(args.out).parent if args.out else Path("bench-out")
+    work.mkdir(parents=True, exist_ok=True)
+    datasets = {}
+    if args.ml100k and Path(args.ml100k).exists():
+        datasets["ml-100k"] = _prepared(work, "ml-100k", lambda p: prepare_dataset(
+            "movielens", args.ml100k, p, options=PrepareOptions()))
+
+    def synthetic(path: Path) -> None:
+        users = 900 if args.quick else 3600
+        generate_synthetic(work / "synthetic-csv", users=users, items=10_000, interactions_per_user=(30, 42), seed=0)
+        prepare_dataset("csv", str(work / "synthetic-csv" / "interactions.csv"), path,
+                        items=str(work / "synthetic-csv" / "items.csv"), options=PrepareOptions())
+
+    datasets["synthetic"] = _prepared(work, "synthetic" + ("-quick" if args.quick else ""), synthetic)
+    students = ("sasrec",) if args.quick else STUDENTS
+    results = []
+    print(f"{'dataset':<10} {'student':<8} {'distilled':<10} {'train':>8} {'s/epoch':>8} "
+          f"{'eval users/s':>13} {'eval 10k s':>10} {'peak MB':>8}", flush=True)
+    for name, path in datasets.items():
+        for student in students:
+            for distilled in (False, True):
+                r = _case_in_subprocess({"data": path, "dataset": name, "student": student,
+                                         "distilled": distilled, "epochs": 2})
+                results.append(r)
+                print(f"{name:<10} {student:<8} {str(distilled):<10} {r['train_instances']:>8} "
+                      f"{r['epoch_seconds']:>8.2f} {r['eval_users_per_s']:>13.0f} "
+                      f"{r['eval_seconds'] * 10_000 / r['eval_users']:>10.3f} {r['peak_rss_mb']:>8.0f}", flush=True)
+    print(f"distilled = ranking distillation (K=10 of {TEACHER_K}) + embedding distillation "
+          f"(D={TEACHER_DIM} teacher embeddings, linear projector); best of 2 epochs; "
+          f"{results[0]['threads']} CPU threads" if results else "")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return results
+
+
+def _latency(args) -> dict:
+    from distill.data import PreparedDataset
+    from distill.latency import student_latency
+    from distill.train import TrainedStudent
+    if not args.data:
+        from distill.errors import DistillError
+        raise DistillError("bench --run needs --data DIR (the prepared dataset whose test histories are the requests)")
+    student = TrainedStudent.load(args.run)
+    result = student_latency(student.model, PreparedDataset.load(args.data).test)
+    print(json.dumps(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_case(json.loads(sys.argv[1]))))

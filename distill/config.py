@@ -1,0 +1,185 @@
+"""One configuration schema for training, shared by the command line, the API and the UI.
+
+`--set key=value` on the command line, the `distill`/`train` objects of the REST API and the
+dashboard's form all become a `TrainConfig` through `TrainConfig.from_options`, which rejects
+unknown keys and values of the wrong type with a message that names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+
+from distill.errors import ConfigError
+
+STUDENTS = ("gru4rec", "sasrec", "dros", "caser")
+LAM_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
+
+
+@dataclass
+class TrainConfig:
+    # --- model (SPEC §3, §6)
+    student: str = "sasrec"          # gru4rec | sasrec | dros | caser
+    hidden: int = 64                 # item embedding / hidden size d
+    dropout: float = 0.1             # dropout rate in every student
+    num_blocks: int = 1              # SASRec self-attention blocks
+    num_heads: int = 1               # SASRec attention heads
+    gru_layers: int = 1              # GRU4Rec recurrent layers
+    num_filters: int = 16            # Caser filters per horizontal size
+    filter_sizes: str = "2,3,4"      # Caser horizontal filter heights
+    # --- optimisation and protocol (SPEC §6)
+    epochs: int = 200                # maximum epochs; early stopping usually ends sooner
+    patience: int = 10               # epochs without a val NDCG@20 gain before stopping
+    batch_size: int = 256            # training instances per step
+    lr: float = 1e-3                 # Adam learning rate
+    weight_decay: float = 0.0        # Adam weight decay, tuned in {0, 1e-7..1e-4}
+    seed: int = 0                    # seeds sampling, initialisation and dropout
+    selection: str = "val"           # split that picks the best epoch; `test` only to reproduce the reference code
+    eval_batch: int = 4096           # instances per evaluation batch
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    # --- DRO loss (SPEC §3); `dros` defaults alpha to 1.0
+    alpha: float | None = None       # weight of the DRO loss; None = 1.0 for dros, 0 otherwise
+    dro_beta: float = 1.0            # robust radius beta of the DRO loss
+    # --- importance-aware ranking distillation (SPEC §4)
+    lam: str = "0.7"                 # lambda_d, a number or `auto` (picked on val from LAM_GRID)
+    candidate_k: int = 10            # teacher candidates used per instance (K)
+    position_beta: float = 1.0       # beta of the position weight exp(-k/beta)
+    gamma_position: float = 0.3      # g_p
+    gamma_confidence: float = 0.5    # g_c
+    gamma_consistency: float = 0.1   # g_o
+    use_position: bool = True        # switch the position weight on or off
+    use_confidence: bool = True      # switch the confidence weight on or off
+    use_consistency: bool = True     # switch the consistency weight on or off
+    confidence: str = "candidate"    # candidate (reference code) | paper (one weight per instance)
+    official_negative: bool = False  # reference code's log sigmoid(1 - y_neg) instead of log sigmoid(-y_neg)
+    dro_weighting: str = "instance"  # instance | official (the reference code's broadcast weighting)
+    # --- collaborative embedding distillation (SPEC §5)
+    ed_weight: float = 0.3           # weight of the projected teacher embedding; 0 switches it off
+    projector: str = "linear"        # linear (reference code) | mlp
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # --- derived values
+    @property
+    def dro_alpha(self) -> float:
+        if self.alpha is not None:
+            return float(self.alpha)
+        return 1.0 if self.student == "dros" else 0.0
+
+    @property
+    def lam_auto(self) -> bool:
+        return self.lam == "auto"
+
+    @property
+    def lam_value(self) -> float:
+        if self.lam_auto:
+            raise ConfigError("lam=auto has no single value; the trainer resolves it on val")
+        return float(self.lam)
+
+    def validate(self) -> None:
+        choices = {
+            "student": STUDENTS,
+            "selection": ("val", "test"),
+            "confidence": ("candidate", "paper"),
+            "dro_weighting": ("instance", "official"),
+            "projector": ("linear", "mlp"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.lam != "auto":
+            try:
+                lam = float(self.lam)
+            except ValueError:
+                raise ConfigError(f"lam={self.lam!r}: expected a number >= 0 or `auto`") from None
+            if lam < 0:
+                raise ConfigError(f"lam={self.lam!r}: must be >= 0")
+        positive = ("hidden", "epochs", "batch_size", "num_blocks", "num_heads", "gru_layers",
+                    "num_filters", "eval_batch", "candidate_k", "lr", "dro_beta", "position_beta")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be > 0")
+        for name in ("patience", "weight_decay", "ed_weight", "gamma_position", "gamma_confidence",
+                     "gamma_consistency"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be >= 0")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        if self.alpha is not None and self.alpha < 0:
+            raise ConfigError(f"alpha={self.alpha!r}: must be >= 0")
+        if self.hidden % self.num_heads:
+            raise ConfigError(f"hidden={self.hidden} must be divisible by num_heads={self.num_heads}")
+        try:
+            sizes = self.filter_size_list
+        except ValueError:
+            raise ConfigError(f"filter_sizes={self.filter_sizes!r}: expected comma-separated integers like 2,3,4") from None
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(f"filter_sizes={self.filter_sizes!r}: expected positive integers")
+
+    @property
+    def filter_size_list(self) -> list[int]:
+        return [int(part) for part in self.filter_sizes.split(",") if part.strip()]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_options(cls, options: dict, base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Build a config from {name: value}; values may be strings (`--set`) or JSON values (API)."""
+        known = {f.name: f for f in fields(cls)}
+        values = dataclasses.asdict(base) if base is not None else {}
+        for key, raw in options.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(known)}"
+                raise ConfigError(f"unknown option {key!r}{hint}")
+            values[key] = _coerce(key, known[key].type, raw)
+        return cls(**values)
+
+
+def parse_set_options(pairs: list[str]) -> dict[str, str]:
+    """`["lam=auto", "epochs=3"]` -> `{"lam": "auto", "epochs": "3"}`."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set lam=auto")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _coerce(name: str, annotation: str, raw):
+    kind = annotation.replace(" ", "")
+    if raw is None and "None" in kind:
+        return None
+    if isinstance(raw, str) and raw.lower() in ("none", "null") and "None" in kind:
+        return None
+    try:
+        if kind.startswith("bool"):
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind.startswith("int"):
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if kind.startswith("float"):
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if kind.startswith("str"):
+            return str(raw)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return raw
+    raise ConfigError(f"option {name}={raw!r}: expected {kind.replace('|None', ' or none')}")

@@ -1,0 +1,98 @@
+"""The stages of one run, each resumable from its artifacts (DESIGN: data flow of one run).
+
+prepare -> teacher -> plain student -> distilled student -> comparison. A stage whose output
+directory exists is skipped, so a rerun (or a redelivered task) repeats no finished work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.config import TrainConfig
+from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
+from distill.data.synth import generate_synthetic
+from distill.evaluate import most_popular_metrics, teacher_metrics
+from distill.io import read_json, write_json
+from distill.teacher import TeacherArtifacts, title_teacher
+from distill.train import Callbacks, save_run, train
+
+REPORTED = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+
+
+@dataclass
+class PipelineOptions:
+    data: str | None = None          # input path; None generates the synthetic catalogue
+    format: str = "csv"              # input format of `data`
+    items: str | None = None         # items/titles file where the format needs one
+    student: str = "sasrec"          # student architecture
+    overrides: dict | None = None    # TrainConfig options for both students (e.g. epochs)
+    teacher_k: int = 20              # teacher list length
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callbacks | None = None) -> dict:
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir, teacher_dir = workdir / "data", workdir / "teacher"
+    plain_dir, distilled_dir = workdir / "student-plain", workdir / "student-distilled"
+
+    if not data_dir.exists():
+        source, fmt, items = options.data, options.format, options.items
+        if source is None:
+            log("synth: generating the synthetic catalogue")
+            generate_synthetic(workdir / "synthetic")
+            source, fmt, items = str(workdir / "synthetic" / "interactions.csv"), "csv", str(workdir / "synthetic" / "items.csv")
+        log(f"prepare: {source} ({fmt})")
+        prepare_dataset(fmt, source, data_dir, items=items, options=PrepareOptions())
+    dataset = PreparedDataset.load(data_dir)
+    stats = dataset.stats
+    log(f"prepare: {stats['users']} users, {stats['items']} items, instances {stats['instances']}")
+
+    if not teacher_dir.exists():
+        log("teacher: title similarity (TF-IDF) on train/val/test")
+        title_teacher(dataset, k=options.teacher_k).save(teacher_dir)
+    teacher = TeacherArtifacts.load(teacher_dir, dataset)
+
+    base = TrainConfig.from_options({"student": options.student, **(options.overrides or {})})
+    for name, out, config, with_teacher in (
+        ("plain student", plain_dir, base, False),
+        ("distilled student", distilled_dir, base.replace(lam="auto"), True),
+    ):
+        if not out.exists():
+            log(f"train: {name} ({config.student}{', lam=auto' if with_teacher else ''})")
+            result = train(dataset, config, teacher if with_teacher else None, callbacks)
+            save_run(result, dataset, out, teacher if with_teacher else None)
+
+    plain, distilled = read_json(plain_dir / "metrics.json"), read_json(distilled_dir / "metrics.json")
+    summary = {
+        "protocol": plain["protocol"],
+        "most_popular": {s: most_popular_metrics(dataset.train, dataset.split(s), dataset.num_items)
+                         for s in ("val", "test")},
+        "teacher": {s: teacher_metrics(teacher.ids[s], dataset.split(s).next)
+                    for s in ("val", "test") if s in teacher.ids},
+        "baseline": {s: plain[s] for s in ("val", "test")},
+        "distilled": {s: distilled[s] for s in ("val", "test")},
+        "lam": distilled["lam"],
+        "lam_auto": distilled["lam_auto"],
+    }
+    write_json(workdir / "summary.json", summary)
+    log(format_summary(summary))
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{'test split':<22}" + "".join(f"{m:>10}" for m in REPORTED)]
+    for role in ("most_popular", "teacher", "baseline", "distilled"):
+        row = summary[role].get("test", {})
+        lines.append(f"{role:<22}" + "".join(f"{row.get(m, float('nan')):>10.4f}" for m in REPORTED))
+    lam = summary["lam"]
+    choice = summary.get("lam_auto") or {}
+    lines.append(f"lambda_d chosen on val: {lam} (val ndcg@20 per lambda_d: {choice.get('val_ndcg@20')})")
+    if lam == 0:
+        lines.append("note: the teacher did not improve the student on val; the distilled student is the plain one")
+    lines.append(f"protocol: {summary['protocol']}")
+    return "\n".join(lines)

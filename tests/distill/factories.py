@@ -1,0 +1,49 @@
+"""Small in-memory datasets and teachers for tests that must not depend on a reader."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distill.data.dataset import PreparedDataset, Split, content_hash
+
+
+def chain_dataset(num_items: int = 40, users: int = 120, length: int = 14, max_len: int = 10,
+                  follow: float = 0.8, seed: int = 0) -> PreparedDataset:
+    """Users walk a chain i -> i+1 (mod N) with probability `follow`, else jump anywhere.
+
+    A sequential model can learn the chain; instances are split 80/10/10 by target time.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(users):
+        item = int(rng.integers(num_items))
+        start = int(rng.integers(0, 1000))
+        history = [item]
+        for step in range(1, length):
+            item = (item + 1) % num_items if rng.random() < follow else int(rng.integers(num_items))
+            window = history[-max_len:]
+            rows.append((start + step, user, window, item))
+            history.append(item)
+    rows.sort(key=lambda r: (r[0], r[1]))
+    pad = num_items
+
+    def to_split(part):
+        seq = np.full((len(part), max_len), pad, dtype=np.int64)
+        for i, (_, _, window, _) in enumerate(part):
+            seq[i, : len(window)] = window
+        return Split(seq=seq,
+                     len_seq=np.array([len(r[2]) for r in part], dtype=np.int64),
+                     next=np.array([r[3] for r in part], dtype=np.int64),
+                     user=np.array([r[1] for r in part], dtype=np.int64),
+                     time=np.array([r[0] for r in part], dtype=np.int64))
+
+    n = len(rows)
+    cut1, cut2 = int(n * 0.8), int(n * 0.9)
+    splits = {"train": to_split(rows[:cut1]), "val": to_split(rows[cut1:cut2]), "test": to_split(rows[cut2:])}
+    item_ids = [str(i) for i in range(num_items)]
+    titles = [f"item {i}" for i in range(num_items)]
+    stats = {"users": users, "items": num_items, "interactions": users * length, "max_len": max_len,
+             "split": "time", "instances": {k: len(v) for k, v in splits.items()},
+             "content_hash": content_hash(item_ids, titles, splits)}
+    return PreparedDataset(item_ids=item_ids, titles=titles, user_ids=[str(u) for u in range(users)],
+                           stats=stats, **splits)
