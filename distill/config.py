@@ -36,7 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0        # Adam weight decay, tuned in {0, 1e-7..1e-4}
     seed: int = 0                    # seeds sampling, initialisation and dropout
     selection: str = "val"           # split that picks the best epoch; `test` only to reproduce the reference code
-    eval_batch: int = 4096           # instances per evaluation batch
+    eval_batch: int = 256            # instances per evaluation batch (256 keeps the score block in cache)
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     # --- DRO loss (SPEC §3); `dros` defaults alpha to 1.0
     alpha: float | None = None       # weight of the DRO loss; None = 1.0 for dros, 0 otherwise
@@ -57,6 +57,7 @@ class TrainConfig:
     # --- collaborative embedding distillation (SPEC §5)
     ed_weight: float = 0.3           # weight of the projected teacher embedding; 0 switches it off
     projector: str = "linear"        # linear (reference code) | mlp
+    distill_precision: str = "auto"  # auto | bf16 | fp32: teacher table + projection, and the no-grad top-K of the consistency weight
 
     def __post_init__(self) -> None:
         self.validate()
@@ -85,6 +86,7 @@ class TrainConfig:
             "confidence": ("candidate", "paper"),
             "dro_weighting": ("instance", "official"),
             "projector": ("linear", "mlp"),
+            "distill_precision": ("auto", "bf16", "fp32"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -140,6 +142,16 @@ class TrainConfig:
                 raise ConfigError(f"unknown option {key!r}{hint}")
             values[key] = _coerce(key, known[key].type, raw)
         return cls(**values)
+
+
+def resolve_device(name: str):
+    """`auto` -> cuda when present, else cpu; an explicit cuda device must exist."""
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r}: CUDA is not available on this machine; use device=cpu or auto")
+    return torch.device(name)
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, str]:

@@ -34,11 +34,11 @@ def metrics_from_ranks(ranks: np.ndarray | torch.Tensor, cutoffs=CUTOFFS) -> dic
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1-based rank of each target among all items, ties counted against the target: [B]."""
     target_scores = scores.gather(1, targets.unsqueeze(1))
-    return (scores >= target_scores).sum(1)
+    return (scores >= target_scores).sum(1, dtype=torch.int32)
 
 
 @torch.no_grad()
-def evaluate(model, split: Split, cutoffs=CUTOFFS, batch_size: int = 4096, device=None) -> dict[str, float]:
+def evaluate(model, split: Split, cutoffs=CUTOFFS, batch_size: int = 256, device=None) -> dict[str, float]:
     """HR/NDCG/MRR@K of a student on one split, full ranking, eval mode, no gradients, batched."""
     if len(split) == 0:
         return {}

@@ -97,7 +97,7 @@ def instance_confidence(target_distance: torch.Tensor, beta: float = 1.0) -> tor
 def consistency_weights(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """w_o[k] = 1 if candidate k is in the student's current top-K, else 0 (no gradient): [B, K]."""
     k = candidates.shape[1]
-    student_top = logits.detach().topk(k, dim=1).indices                     # [B, K]
+    student_top = logits.detach().topk(k, dim=1, sorted=False).indices       # [B, K], membership only
     return (candidates.unsqueeze(2) == student_top.unsqueeze(1)).any(2).float()
 
 

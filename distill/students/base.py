@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.config import TrainConfig
-from distill.embedding import ItemEmbedding
+from distill.config import TrainConfig, resolve_device
+from distill.embedding import ItemEmbedding, resolve_precision
 
 
 class SequentialRecommender(nn.Module):
@@ -22,8 +22,9 @@ class SequentialRecommender(nn.Module):
         super().__init__()
         self.num_items = num_items
         self.max_len = max_len
+        dtype = resolve_precision(config.distill_precision, resolve_device(config.device))
         self.item_embedding = ItemEmbedding(num_items, config.hidden, teacher_embeddings,
-                                            config.ed_weight, config.projector)
+                                            config.ed_weight, config.projector, dtype)
         self.scorer = nn.Linear(self.state_size(config), num_items)
 
     def state_size(self, config: TrainConfig) -> int:

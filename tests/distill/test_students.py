@@ -92,3 +92,23 @@ def test_checkpoint_round_trip_gives_identical_scores_without_the_teacher(tmp_pa
         expected = result.model(seq, len_seq)
         assert torch.allclose(loaded.model(seq, len_seq), expected, atol=1e-5)
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"model.safetensors", "config.json", "items.json", "metrics.json"}
+
+
+def test_bf16_teacher_projection_matches_fp32_closely():
+    torch.manual_seed(0)
+    teacher = torch.randn(40, 512)
+    fp32 = ItemEmbedding(40, 16, teacher, dtype=torch.float32)
+    bf16 = ItemEmbedding(40, 16, teacher, dtype=torch.bfloat16)
+    bf16.load_state_dict(fp32.state_dict())
+    seq = torch.randint(0, 41, (8, 10))
+    a, b = fp32(seq), bf16(seq)
+    assert b.dtype == torch.float32
+    assert torch.allclose(a, b, atol=0.02 * a.abs().max().item())
+    b.sum().backward()
+    assert bf16.projector.weight.grad.dtype == torch.float32     # fp32 master weights
+
+
+def test_precision_option_is_validated():
+    from distill.errors import ConfigError
+    with pytest.raises(ConfigError, match="distill_precision='fp8'"):
+        TrainConfig(distill_precision="fp8")
