@@ -43,8 +43,10 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
     if not data_dir.exists():
         source, fmt, items = options.data, options.format, options.items
         if source is None:
-            log("synth: generating the synthetic catalogue")
-            generate_synthetic(workdir / "synthetic")
+            # Sparse on purpose (~7,700 training instances over ~1,400 items): the regime of the
+            # paper's Amazon datasets, where students are weak and a teacher has most to give.
+            log("synth: generating the synthetic catalogue (250 users, 1,500 items)")
+            generate_synthetic(workdir / "synthetic", users=250, items=1500, seed=1)
             source, fmt, items = str(workdir / "synthetic" / "interactions.csv"), "csv", str(workdir / "synthetic" / "items.csv")
         log(f"prepare: {source} ({fmt})")
         prepare_dataset(fmt, source, data_dir, items=items, options=PrepareOptions())
