@@ -291,7 +291,7 @@ def save_run(result: TrainResult, dataset: PreparedDataset, out: str | Path, tea
         "seconds": result.seconds,
         "protocol": protocol(dataset, result.config),
         "config": result.config.to_dict(),
-        "teacher": dict(teacher.meta) if teacher is not None else None,
+        "teacher": {**teacher.meta["teacher"], "k": teacher.k, "dim": teacher.dim} if teacher is not None else None,
         "epochs": result.history,
     }
     with atomic_directory(out) as tmp:
