@@ -63,17 +63,45 @@ def dro_loss(logits: torch.Tensor, positives: torch.Tensor, ps: torch.Tensor, be
 
     L = log( sum_j exp(ps_j y_j^2 / beta) - exp(ps_t y_t^2 / beta) + exp(ps_t (y_t - 1)^2 / beta) )
 
-    computed in log space: with S = logsumexp_j(a_j), a_j = ps_j y_j^2 / beta, and for the positive
-    a_t and b_t = ps_t (y_t - 1)^2 / beta, L = m + log(exp(S - m) - exp(a_t - m) + exp(b_t - m)),
-    m = max(S, b_t). exp(S) >= exp(a_t) always, so the bracket is positive (clamped against rounding).
+    All P positives share one pass over the [B, num_items] scores (the target and the K teacher
+    candidates are scored together), and the gradient is written out by hand: autograd through
+    the formula took a dozen full-matrix passes and made DROS 4x slower than SASRec.
     """
-    a = ps * logits.square() / beta                                          # [B, N]
-    total = torch.logsumexp(a, dim=1, keepdim=True)                          # [B, 1]
-    a_pos = a.gather(1, positives)                                           # [B, P]
-    b_pos = ps[positives] * (logits.gather(1, positives) - 1).square() / beta
-    m = torch.maximum(total, b_pos)
-    rest = (torch.exp(total - m) - torch.exp(a_pos - m)).clamp(min=0)
-    return m + torch.log(rest + torch.exp(b_pos - m))
+    return _DRO.apply(logits, positives, ps / beta)
+
+
+class _DRO(torch.autograd.Function):
+    """Stable DRO: with e_j = exp(a_j - m), a_j = s_j y_j^2, m = max_j a_j, S = sum_j e_j, and for a
+    positive t b_t = s_t (y_t - 1)^2, m_t = max(m, b_t):
+        L_t = m_t + log( (S - e_t) exp(m - m_t) + exp(b_t - m_t) ) = m_t + log(s'_t)
+    dL_t/dy_j = e_j exp(m - m_t) 2 s_j y_j / s'_t for j != t, and exp(b_t - m_t) 2 s_t (y_t - 1) / s'_t
+    for j = t."""
+
+    @staticmethod
+    def forward(ctx, logits, positives, scale):
+        a = logits * logits
+        a.mul_(scale)
+        m = a.amax(1, keepdim=True)
+        e = a.sub_(m).exp_()                                                 # in place: e = exp(a - m)
+        total = e.sum(1, keepdim=True)
+        y_pos, s_pos, e_pos = logits.gather(1, positives), scale[positives], e.gather(1, positives)
+        b_pos = s_pos * (y_pos - 1).square()
+        m_pos = torch.maximum(m, b_pos)
+        shrink, boost = torch.exp(m - m_pos), torch.exp(b_pos - m_pos)
+        s_prime = (total - e_pos).clamp(min=0) * shrink + boost
+        ctx.save_for_backward(logits, positives, scale, e, y_pos, s_pos, e_pos, shrink, boost, s_prime)
+        return m_pos + torch.log(s_prime)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, positives, scale, e, y_pos, s_pos, e_pos, shrink, boost, s_prime = ctx.saved_tensors
+        w = grad * shrink / s_prime                                          # [B, P]
+        grad_logits = logits * scale
+        grad_logits.mul_(e).mul_(2 * w.sum(1, keepdim=True))
+        # at each positive, its own term is exp(b_t) instead of exp(a_t)
+        correction = 2 * s_pos * (grad * boost / s_prime * (y_pos - 1) - w * e_pos * y_pos)
+        grad_logits.scatter_add_(1, positives, correction)
+        return grad_logits, None, None
 
 
 # --- importance-aware ranking distillation (SPEC §4) ------------------------------------------

@@ -231,8 +231,12 @@ class _Objective:
         else:
             picked = self.model.score_items(state, columns)
         loss = bce_loss(picked[:, 0], picked[:, 1])
+        dro = None
         if self.alpha > 0:
-            loss = loss + self.alpha * dro_loss(logits, target.unsqueeze(1), self.ps, config.dro_beta).mean()
+            # the target and the teacher's candidates share one DRO pass over the catalogue
+            positives = columns[:, [0] + list(range(2, columns.shape[1]))]
+            dro = dro_loss(logits, positives, self.ps, config.dro_beta)
+            loss = loss + self.alpha * dro[:, 0].mean()
         if signal is None:
             return loss
         student_logits = None
@@ -248,11 +252,11 @@ class _Objective:
             gamma_consistency=config.gamma_consistency, use_position=config.use_position,
             use_confidence=config.use_confidence, use_consistency=config.use_consistency,
             position_beta=config.position_beta)
-        dro = dro_loss(logits, candidates, self.ps, config.dro_beta) if self.alpha > 0 else None
         instance_weights = signal.instance_weights[idx] if signal.instance_weights is not None else None
         return loss + self.lam * ranking_distillation_loss(
             picked[:, 2:], picked[:, 1], weights, official_negative=config.official_negative,
-            instance_weights=instance_weights, dro=dro, alpha=self.alpha, dro_weighting=config.dro_weighting)
+            instance_weights=instance_weights, dro=dro[:, 1:] if dro is not None else None, alpha=self.alpha,
+            dro_weighting=config.dro_weighting)
 
 
 # --- run directories -----------------------------------------------------------------------------

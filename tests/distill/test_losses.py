@@ -169,3 +169,25 @@ def test_scores_of_chosen_items_equal_the_full_scorer():
     state = torch.randn(4, 64)
     items = torch.randint(50, (4, 7))
     assert torch.allclose(model.score_items(state, items), model.scorer(state).gather(1, items), atol=1e-5)
+
+
+def naive_dro(logits, positives, ps, beta):
+    a = ps * logits.square() / beta
+    total = torch.exp(a).sum(1, keepdim=True)
+    pos = logits.gather(1, positives)
+    return torch.log(total - torch.exp(a.gather(1, positives)) + torch.exp(ps[positives] * (pos - 1).square() / beta))
+
+
+def test_dro_forward_and_hand_written_gradient_match_the_formula():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 15, dtype=torch.float64, requires_grad=True)
+    positives = torch.tensor([[0, 3, 3], [1, 2, 14], [5, 5, 6], [7, 0, 1], [9, 8, 2], [14, 13, 12]])
+    ps = torch.rand(15, dtype=torch.float64) + 0.5
+    upstream = torch.randn(6, 3, dtype=torch.float64)
+    ours = dro_loss(logits, positives, ps, beta=0.7)
+    (grad_ours,) = torch.autograd.grad((ours * upstream).sum(), logits)
+    reference = naive_dro(logits, positives, ps, 0.7)
+    (grad_ref,) = torch.autograd.grad((reference * upstream).sum(), logits)
+    assert torch.allclose(ours, reference, atol=1e-10)
+    assert torch.allclose(grad_ours, grad_ref, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda y: dro_loss(y, positives, ps, 0.7), (logits,))

@@ -126,3 +126,11 @@ def test_cli_train_and_recommend(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "distill", "recommend", "--run", str(run), "--history", "3,zz"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "'zz'" in proc.stderr and "not in this run's catalogue" in proc.stderr
+
+
+def test_distilled_dros_is_deterministic_too():
+    data = chain_dataset(num_items=30, users=40)
+    teacher = small_teacher(data)
+    config = TrainConfig(student="dros", epochs=2, candidate_k=5)
+    a, b = train(data, config, teacher), train(data, config, teacher)
+    assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history] and a.test == b.test
