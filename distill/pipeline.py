@@ -14,8 +14,9 @@ from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
 from distill.data.synth import generate_synthetic
 from distill.evaluate import most_popular_metrics, teacher_metrics
 from distill.io import read_json, write_json
+from distill.latency import student_latency
 from distill.teacher import TeacherArtifacts, title_teacher
-from distill.train import Callbacks, save_run, train
+from distill.train import Callbacks, TrainedStudent, save_run, train
 
 REPORTED = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
 
@@ -80,6 +81,8 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
         "distilled": {s: distilled[s] for s in ("val", "test")},
         "lam": distilled["lam"],
         "lam_auto": distilled["lam_auto"],
+        "latency": {role: student_latency(TrainedStudent.load(path).model, dataset.test)
+                    for role, path in (("baseline", plain_dir), ("distilled", distilled_dir))},
     }
     write_json(workdir / "summary.json", summary)
     log(format_summary(summary))
@@ -91,6 +94,9 @@ def format_summary(summary: dict) -> str:
     for role in ("most_popular", "teacher", "baseline", "distilled"):
         row = summary[role].get("test", {})
         lines.append(f"{role:<22}" + "".join(f"{row.get(m, float('nan')):>10.4f}" for m in REPORTED))
+    for role, lat in summary["latency"].items():
+        lines.append(f"latency {role:<14} p50 {lat['p50_ms']:.2f} ms  p95 {lat['p95_ms']:.2f} ms  "
+                     f"{lat['throughput']:.0f} users/s at batch {lat['batch_size']}  {lat['device']}")
     lam = summary["lam"]
     choice = summary.get("lam_auto") or {}
     lines.append(f"lambda_d chosen on val: {lam} (val ndcg@20 per lambda_d: {choice.get('val_ndcg@20')})")

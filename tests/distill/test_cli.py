@@ -123,3 +123,23 @@ def test_documented_pipeline_runs_end_to_end(prepared, tmp_path):
     proc = run("bench", "--run", tmp_path / "run", "--data", data, check=True)
     latency = json.loads(proc.stdout)
     assert latency["p50_ms"] > 0 and latency["p95_ms"] >= latency["p50_ms"] and latency["throughput"] > 0
+
+
+def test_demo_pipeline_compares_roles_and_resumes_without_repeating_work(prepared, tmp_path):
+    args = ["demo", "--out", tmp_path / "demo", "--data", prepared / "syn" / "interactions.csv",
+            "--items", prepared / "syn" / "items.csv", "--student", "gru4rec", "--set", "epochs=2"]
+    first = run(*args, check=True)
+    assert "train: distilled student (gru4rec, lam=auto)" in first.stdout
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(summary) >= {"most_popular", "teacher", "baseline", "distilled", "latency", "protocol", "lam"}
+    assert summary["lam"] in summary["lam_auto"]["grid"]
+    for role in ("baseline", "distilled"):
+        assert 0 <= summary[role]["test"]["ndcg@20"] <= 1
+        assert summary["latency"][role]["p50_ms"] > 0
+    assert summary["distilled"]["val"]["ndcg@20"] >= summary["baseline"]["val"]["ndcg@20"]
+    weights = tmp_path / "demo" / "student-distilled" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    second = run(*args, check=True)
+    assert "train:" not in second.stdout and "teacher:" not in second.stdout
+    assert weights.stat().st_mtime_ns == stamp
+    assert "ndcg@20" in second.stdout
