@@ -52,6 +52,7 @@ class TrainConfig:
     use_confidence: bool = True      # switch the confidence weight on or off
     use_consistency: bool = True     # switch the consistency weight on or off
     confidence: str = "candidate"    # candidate (reference code) | paper (one weight per instance)
+    confidence_beta: float = 1.0     # paper mode: weight exp(-(d - min d) / confidence_beta)
     official_negative: bool = False  # reference code's log sigmoid(1 - y_neg) instead of log sigmoid(-y_neg)
     dro_weighting: str = "instance"  # instance | official (the reference code's broadcast weighting)
     # --- collaborative embedding distillation (SPEC §5)
@@ -99,7 +100,7 @@ class TrainConfig:
             if lam < 0:
                 raise ConfigError(f"lam={self.lam!r}: must be >= 0")
         positive = ("hidden", "epochs", "batch_size", "num_blocks", "num_heads", "gru_layers",
-                    "num_filters", "eval_batch", "candidate_k", "lr", "dro_beta", "position_beta")
+                    "num_filters", "eval_batch", "candidate_k", "lr", "dro_beta", "position_beta", "confidence_beta")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be > 0")

@@ -117,12 +117,13 @@ class _TeacherSignal:
             dist = teacher.distances["train"][:, :k]
             self.distances = torch.as_tensor(np.ascontiguousarray(dist), dtype=torch.float32, device=device)
         else:
-            target = getattr(teacher, "target_distances", {}).get("train")
+            target = teacher.target_distances.get("train")
             if target is None:
-                raise ConfigError("confidence=paper needs the teacher's distance from its generated text to each "
-                                  "true next item (train_target_dist in ranks.safetensors); use confidence=candidate")
+                raise ConfigError("confidence=paper needs the teacher's distance from its answer to each true "
+                                  "next item (train_target_dist in ranks.safetensors), which this teacher did not "
+                                  "write (the reference code's files have none); use confidence=candidate")
             self.instance_weights = instance_confidence(
-                torch.as_tensor(target, dtype=torch.float32, device=device), config.position_beta)
+                torch.as_tensor(target, dtype=torch.float32, device=device), config.confidence_beta)
 
 
 def _train_one(dataset: PreparedDataset, config: TrainConfig, lam: float, teacher,

@@ -7,6 +7,8 @@ Layout of a teacher-artifacts directory::
     ranks.safetensors            per split present (train required, val/test optional):
         {split}_ids   int64   [N_split, K]   the teacher's top-K item ids, best first
         {split}_dist  float32 [N_split, K]   their distances, ascending (smaller = more confident)
+        {split}_target_dist float32 [N_split] (optional) distance from the teacher's answer to the
+                      true next item: the per-instance confidence of `confidence=paper` (SPEC §4)
     item_embeddings.safetensors  (optional)
         embeddings    float32 [num_items, D] teacher item embeddings for embedding distillation
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ class TeacherArtifacts:
     item_embeddings: np.ndarray | None
     meta: dict
     path: Path | None = None
+    target_distances: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -64,7 +67,7 @@ class TeacherArtifacts:
     @classmethod
     def build(cls, dataset: PreparedDataset, ids: dict[str, np.ndarray],
               distances: dict[str, np.ndarray], item_embeddings: np.ndarray | None,
-              teacher: dict) -> "TeacherArtifacts":
+              teacher: dict, target_distances: dict[str, np.ndarray] | None = None) -> "TeacherArtifacts":
         """Wrap a teacher's arrays computed on `dataset`, filling `meta` and validating against it."""
         if "train" not in ids:
             raise TeacherError("the teacher produced no train ranks; it must rank every training "
@@ -91,6 +94,8 @@ class TeacherArtifacts:
                        for s in splits if s in distances},
             item_embeddings=embeddings,
             meta=meta,
+            target_distances={s: np.ascontiguousarray(v, dtype=np.float32)
+                              for s, v in (target_distances or {}).items() if s in splits},
         )
         artifacts.check_against(dataset)
         return artifacts
@@ -102,6 +107,8 @@ class TeacherArtifacts:
         for split in self.splits:
             arrays[f"{split}_ids"] = self.ids[split]
             arrays[f"{split}_dist"] = self.distances[split]
+            if split in self.target_distances:
+                arrays[f"{split}_target_dist"] = self.target_distances[split]
         with atomic_directory(out) as tmp:
             save_file(arrays, str(tmp / RANKS_FILE))
             if self.item_embeddings is not None:
@@ -129,13 +136,15 @@ class TeacherArtifacts:
                                f"version reads {FORMAT_VERSION}; run the teacher again")
 
         ranks = _read_safetensors(path / RANKS_FILE)
-        ids, distances = {}, {}
+        ids, distances, targets = {}, {}, {}
         for split in meta["splits"]:
             for key in (f"{split}_ids", f"{split}_dist"):
                 if key not in ranks:
                     raise TeacherError(f"{path / RANKS_FILE}: no {key} although {META_FILE} lists "
                                        f"split {split!r}; write the artifacts again")
             ids[split], distances[split] = ranks[f"{split}_ids"], ranks[f"{split}_dist"]
+            if f"{split}_target_dist" in ranks:
+                targets[split] = ranks[f"{split}_target_dist"]
 
         embeddings = None
         if meta["dim"] is not None:
@@ -145,7 +154,8 @@ class TeacherArtifacts:
                                    "artifacts again")
             embeddings = stored["embeddings"]
 
-        artifacts = cls(ids=ids, distances=distances, item_embeddings=embeddings, meta=meta, path=path)
+        artifacts = cls(ids=ids, distances=distances, item_embeddings=embeddings, meta=meta, path=path,
+                        target_distances=targets)
         if dataset is None:
             artifacts._check_consistent()
         else:
@@ -198,6 +208,12 @@ class TeacherArtifacts:
                 raise TeacherError(f"{ranks}: {split}_ids row {row}, column {col} is item "
                                    f"{ids[row, col]}, outside 0..{num_items - 1} ({num_items:,} items)")
             _require_finite(dist, f"{ranks}: {split}_dist")
+            if split in self.target_distances:
+                target = self.target_distances[split]
+                if target.shape != (ids.shape[0],):
+                    raise TeacherError(f"{ranks}: {split}_target_dist has shape {list(target.shape)}; "
+                                       f"expected one distance per instance ({ids.shape[0]:,})")
+                _require_finite(target, f"{ranks}: {split}_target_dist")
         if self.item_embeddings is None:
             if self.meta["dim"] is not None:
                 raise TeacherError(f"{self._file(META_FILE)}: dim is {self.meta['dim']} but there are no "

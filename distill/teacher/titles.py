@@ -50,9 +50,10 @@ def title_teacher(dataset: PreparedDataset, k: int = 20, splits: tuple[str, ...]
     if dim < 1 or batch < 1:
         raise TeacherError(f"dim and batch must be positive, got dim={dim}, batch={batch}")
     items = title_vectors(dataset.titles, dim)
-    ids, distances = {}, {}
+    ids, distances, targets = {}, {}, {}
     for name in splits:
-        ids[name], distances[name] = rank_split(dataset.split(name), items, k, batch, exclude_history)
+        ids[name], distances[name], targets[name] = rank_split(dataset.split(name), items, k, batch,
+                                                               exclude_history)
     teacher = {
         "kind": "titles",
         "description": "TF-IDF title similarity",
@@ -61,7 +62,7 @@ def title_teacher(dataset: PreparedDataset, k: int = 20, splits: tuple[str, ...]
         "exclude_history": exclude_history,
         "seed": SEED,
     }
-    return TeacherArtifacts.build(dataset, ids, distances, items.numpy(), teacher)
+    return TeacherArtifacts.build(dataset, ids, distances, items.numpy(), teacher, targets)
 
 
 def title_vectors(titles: list[str], dim: int) -> torch.Tensor:
@@ -114,17 +115,19 @@ def _truncated_svd(matrix: torch.Tensor, rank: int) -> torch.Tensor:
 
 
 def rank_split(split: Split, items: torch.Tensor, k: int, batch: int,
-               exclude_history: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k item ids (int64) and L2 distances (float32, ascending) for every instance of `split`."""
+               exclude_history: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k item ids (int64) and L2 distances (float32, ascending) for every instance of `split`,
+    and the distance to its true next item (the per-instance confidence of SPEC §4, `paper`)."""
     num_items, dim = items.shape
     if len(split) == 0:
-        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
     # Row num_items is the padding id's all-zero vector, so padded positions gather zeros.
     table = torch.cat([items, items.new_zeros(1, dim)])
     arrays = split.arrays()  # int64, as indexing needs
     seq, len_seq = torch.from_numpy(arrays["seq"]), torch.from_numpy(arrays["len_seq"])
     position = torch.arange(seq.shape[1])
-    ids, distances = [], []
+    targets = torch.from_numpy(arrays["next"])
+    ids, distances, target_distances = [], [], []
     for start in range(0, len(split), batch):
         history, length = seq[start:start + batch], len_seq[start:start + batch]
         age = length[:, None] - 1 - position  # 0 for the latest item, negative on padding
@@ -134,6 +137,7 @@ def rank_split(split: Split, items: torch.Tensor, k: int, batch: int,
         # ||e||^2 = 1: an item without title words then sits as far as an unrelated one instead of
         # nearer (its zero vector is at distance ||p|| = 1 < sqrt(2)).
         squared = ((profile * profile).sum(1, keepdim=True) + 1 - 2 * profile @ items.T).clamp_min_(0)
+        target_distances.append(squared.gather(1, targets[start:start + batch, None]).squeeze(1).sqrt())
         if exclude_history:
             # Padding is redirected to the first history item (len_seq >= 1), which is penalised
             # anyway; repeated ids all write the same value, read before any write.
@@ -142,7 +146,8 @@ def rank_split(split: Split, items: torch.Tensor, k: int, batch: int,
         top = torch.topk(squared, k, dim=1, largest=False, sorted=True)
         ids.append(top.indices)
         distances.append(top.values.sqrt())
-    return torch.cat(ids).numpy().astype(np.int64), torch.cat(distances).numpy().astype(np.float32)
+    return (torch.cat(ids).numpy().astype(np.int64), torch.cat(distances).numpy().astype(np.float32),
+            torch.cat(target_distances).numpy().astype(np.float32))
 
 
 def _normalise(vectors: torch.Tensor) -> torch.Tensor:

@@ -125,3 +125,16 @@ def test_randomized_svd_recovers_a_low_rank_matrix():
     reduced = _truncated_svd(matrix.to_sparse(), 4)
     assert reduced.shape == (40, 4)
     torch.testing.assert_close(reduced @ reduced.T, matrix @ matrix.T)
+
+
+def test_title_teacher_writes_the_distance_to_the_true_next_item(dataset, tmp_path):
+    artifacts = title_teacher(dataset, k=3, exclude_history=False)
+    for split in ("train", "val", "test"):
+        target = artifacts.target_distances[split]
+        assert target.shape == (len(dataset.split(split)),) and np.isfinite(target).all()
+        listed = artifacts.ids[split] == dataset.split(split).next[:, None]
+        rows, cols = np.nonzero(listed)
+        assert np.allclose(target[rows], artifacts.distances[split][rows, cols], atol=1e-5)
+    artifacts.save(tmp_path / "t")
+    loaded = TeacherArtifacts.load(tmp_path / "t", dataset)
+    assert np.array_equal(loaded.target_distances["train"], artifacts.target_distances["train"])

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from distill.config import TrainConfig
@@ -134,3 +135,15 @@ def test_distilled_dros_is_deterministic_too():
     config = TrainConfig(student="dros", epochs=2, candidate_k=5)
     a, b = train(data, config, teacher), train(data, config, teacher)
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history] and a.test == b.test
+
+
+def test_paper_confidence_uses_the_teachers_target_distances():
+    data = chain_dataset(num_items=30, users=40)
+    teacher = small_teacher(data)
+    with pytest.raises(ConfigError, match="confidence=paper needs the teacher's distance"):
+        train(data, TrainConfig(epochs=1, candidate_k=5, confidence="paper"), teacher)
+    rng = np.random.default_rng(0)
+    teacher.target_distances = {s: rng.random(len(data.split(s))).astype(np.float32) for s in ("train", "val", "test")}
+    paper = train(data, TrainConfig(epochs=1, candidate_k=5, confidence="paper"), teacher)
+    candidate = train(data, TrainConfig(epochs=1, candidate_k=5), teacher)
+    assert np.isfinite(paper.history[0]["loss"]) and paper.history[0]["loss"] != candidate.history[0]["loss"]
