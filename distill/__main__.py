@@ -186,6 +186,9 @@ def cmd_train(args) -> None:
               f"{json.dumps(result.lam_auto['val_ndcg@20'])}")
         if result.lam == 0:
             print("warning: no lambda_d beat the plain student on val; the saved student is the plain one")
+    elif teacher is not None:
+        print(f"note: lambda_d fixed at {result.lam}; this student was not compared with the plain one. "
+              "--set lam=auto trains both and keeps the better on val")
     for split in ("val", "test"):
         m = metrics[split]
         print(f"{split}: hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "

@@ -115,6 +115,7 @@ def test_documented_pipeline_runs_end_to_end(prepared, tmp_path):
     assert "teacher test: hr@10" in proc.stdout
     proc = run("train", "--data", data, "--student", "gru4rec", "--teacher", tmp_path / "teacher",
                "--epochs", 2, "--set", "lam=0.5", "--out", tmp_path / "run", check=True)
+    assert "note: lambda_d fixed at 0.5; this student was not compared with the plain one" in proc.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["distilled"] and metrics["lam"] == 0.5 and metrics["teacher"]["kind"] == "titles"
     first = PreparedDataset.load(data).item_ids[:3]
