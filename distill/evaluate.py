@@ -70,6 +70,16 @@ def teacher_metrics(topk_ids: np.ndarray, targets: np.ndarray, cutoffs=CUTOFFS) 
     return metrics_from_ranks(ranks, [c for c in cutoffs if c <= k])
 
 
+def teacher_report(artifacts, dataset) -> dict:
+    """A teacher's own HR/NDCG/MRR on val and test, shaped like a student's metrics.json."""
+    report = {split: teacher_metrics(artifacts.ids[split], dataset.split(split).next)
+              for split in ("val", "test") if split in artifacts.ids}
+    report["protocol"] = {"split": dataset.stats.get("split", "time"), "cutoffs": [c for c in CUTOFFS if c <= artifacts.k],
+                          "ranking": f"the teacher's top-{artifacts.k} list", "dataset_hash": dataset.content_hash}
+    report["teacher"] = artifacts.meta["teacher"]
+    return report
+
+
 def most_popular_metrics(train: Split, split: Split, num_items: int, cutoffs=CUTOFFS) -> dict[str, float]:
     """The most-popular baseline: every history gets the items most often seen as training targets."""
     counts = torch.as_tensor(np.bincount(train.next, minlength=num_items), dtype=torch.float64)

@@ -12,10 +12,11 @@ from pathlib import Path
 from distill.config import TrainConfig
 from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
 from distill.data.synth import generate_synthetic
-from distill.evaluate import most_popular_metrics, teacher_metrics
+from distill.evaluate import most_popular_metrics, teacher_metrics, teacher_report
 from distill.io import read_json, write_json
 from distill.latency import student_latency
 from distill.teacher import TeacherArtifacts, title_teacher
+from distill.teacher.semantic import semantic_teacher
 from distill.train import Callbacks, TrainedStudent, save_run, train
 
 REPORTED = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
@@ -29,6 +30,8 @@ class PipelineOptions:
     student: str = "sasrec"          # student architecture
     overrides: dict | None = None    # TrainConfig options for both students (e.g. epochs)
     teacher_k: int = 20              # teacher list length
+    teacher: str = "titles"          # titles (TF-IDF) | semantic (all-MiniLM-L6-v2 or `teacher_model`)
+    teacher_model: str | None = None # local encoder directory for `semantic`
 
 
 def log(message: str) -> None:
@@ -56,8 +59,13 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
     log(f"prepare: {stats['users']} users, {stats['items']} items, instances {stats['instances']}")
 
     if not teacher_dir.exists():
-        log("teacher: title similarity (TF-IDF) on train/val/test")
-        title_teacher(dataset, k=options.teacher_k).save(teacher_dir)
+        if options.teacher == "semantic":
+            log("teacher: sentence encoder over the titles on train/val/test")
+            artifacts = semantic_teacher(dataset, options.teacher_model, k=options.teacher_k)
+        else:
+            log("teacher: title similarity (TF-IDF) on train/val/test")
+            artifacts = title_teacher(dataset, k=options.teacher_k)
+        artifacts.save(teacher_dir, metrics=teacher_report(artifacts, dataset))
     teacher = TeacherArtifacts.load(teacher_dir, dataset)
 
     base = TrainConfig.from_options({"student": options.student, **(options.overrides or {})})

