@@ -1,0 +1,73 @@
+"""BIGRec's prompts (SPEC §2.2): an Alpaca-style instruction, the history as quoted titles, the
+next title as the response. The same text feeds fine-tuning, generation on every backend, and
+the cache key, so it is built in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from distill.errors import ConfigError
+
+ALPACA = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n"
+    "### Input:\n{input}\n\n"
+    "### Response:\n"
+)
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    items: str = "items"                 # plural noun: "movies", "video games"
+    item: str = "item"                   # singular noun: "movie", "video game"
+    verb: str = "interacted with"        # what the user did: "watched", "played"
+    template: str = ALPACA               # must contain {instruction} and {input}
+
+    def __post_init__(self) -> None:
+        missing = [field for field in ("{instruction}", "{input}") if field not in self.template]
+        if missing:
+            raise ConfigError(f"prompt template is missing {' and '.join(missing)}; a custom template must place "
+                              "both, e.g. '...{instruction}...{input}...'")
+
+    @property
+    def instruction(self) -> str:
+        return (f"Given a list of {self.items} the user has {self.verb} before, please recommend a new "
+                f"{self.item} that the user likes to the user.")
+
+    def history(self, titles: list[str]) -> str:
+        quoted = ", ".join(f'"{title}"' for title in titles)
+        return f"The user has {self.verb} the following {self.items} before: {quoted}"
+
+    def prompt(self, titles: list[str], fits: Callable[[str], bool] | None = None) -> str:
+        """The prompt for a history (oldest first). With `fits` (e.g. a token-count check against
+        the model's context), the oldest titles are dropped until it fits; the latest always stays."""
+        kept = list(titles)
+        text = self._render(kept)
+        while fits is not None and len(kept) > 1 and not fits(text):
+            kept = kept[1:]
+            text = self._render(kept)
+        return text
+
+    def response(self, title: str) -> str:
+        return f'"{title}"'
+
+    def _render(self, titles: list[str]) -> str:
+        return self.template.replace("{instruction}", self.instruction).replace("{input}", self.history(titles))
+
+
+PRESETS = {
+    "neutral": PromptStyle(),
+    "movies": PromptStyle(items="movies", item="movie", verb="watched"),
+    "video games": PromptStyle(items="video games", item="video game", verb="played"),
+}
+
+
+def prompt_style(name: str = "neutral", template: str | None = None) -> PromptStyle:
+    """A preset by name, optionally with a custom template."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown prompt style {name!r}; known: {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    return preset if template is None else PromptStyle(preset.items, preset.item, preset.verb, template)
