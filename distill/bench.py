@@ -106,17 +106,13 @@ def run_bench(args) -> list[dict]:
                 r = _case_in_subprocess({"data": path, "dataset": name, "student": student,
                                          "distilled": distilled, "epochs": 2})
                 results.append(r)
-                print(f"{name:<10} {student:<8} {str(distilled):<10} {r['train_instances']:>8} "
-                      f"{r['epoch_seconds']:>8.2f} {r['eval_users_per_s']:>13.0f} "
-                      f"{r['eval_seconds'] * 10_000 / r['eval_users']:>10.3f} {r['peak_rss_mb']:>8.0f}", flush=True)
+                _print_row(name, student, str(distilled), r)
     if not args.quick:
         # the same SASRec + DLLM2Rec epoch with the teacher path in fp32, for CPUs without bf16
         r = _case_in_subprocess({"data": datasets["synthetic"], "dataset": "synthetic", "student": "sasrec",
                                  "distilled": True, "epochs": 2, "precision": "fp32"})
         results.append(r)
-        print(f"{'synthetic':<10} {'sasrec':<8} {'fp32':<10} {r['train_instances']:>8} {r['epoch_seconds']:>8.2f} "
-              f"{r['eval_users_per_s']:>13.0f} {r['eval_seconds'] * 10_000 / r['eval_users']:>10.3f} "
-              f"{r['peak_rss_mb']:>8.0f}", flush=True)
+        _print_row("synthetic", "sasrec", "fp32", r)
     print(f"distilled = ranking distillation (K=10 of {TEACHER_K}) + embedding distillation "
           f"(D={TEACHER_DIM} teacher embeddings, linear projector); best of 2 epochs; "
           f"{results[0]['threads']} CPU threads" if results else "")
@@ -124,6 +120,12 @@ def run_bench(args) -> list[dict]:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.out}")
     return results
+
+
+def _print_row(dataset: str, student: str, distilled: str, r: dict) -> None:
+    print(f"{dataset:<10} {student:<8} {distilled:<10} {r['train_instances']:>8} {r['epoch_seconds']:>8.2f} "
+          f"{r['eval_users_per_s']:>13.0f} {r['eval_seconds'] * 10_000 / r['eval_users']:>10.3f} "
+          f"{r['peak_rss_mb']:>8.0f}", flush=True)
 
 
 def _latency(args) -> dict:

@@ -318,6 +318,10 @@ class TrainedStudent:
     item_ids: list[str]
     titles: list[str]
     max_len: int
+    index: dict[str, int] = field(init=False)   # raw item id -> internal id, built once
+
+    def __post_init__(self) -> None:
+        self.index = {raw: i for i, raw in enumerate(self.item_ids)}
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "TrainedStudent":
@@ -337,7 +341,7 @@ class TrainedStudent:
 
     @torch.no_grad()
     def recommend(self, history: list[str], k: int = 10, exclude_history: bool = True) -> tuple[list[str], list[float]]:
-        index = {raw: i for i, raw in enumerate(self.item_ids)}
+        index = self.index
         unknown = [raw for raw in history if raw not in index]
         if unknown:
             raise DistillError(f"history item(s) {', '.join(map(repr, unknown[:5]))} are not in this run's "

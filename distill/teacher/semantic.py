@@ -16,7 +16,7 @@ import torch
 from distill.data.dataset import SPLITS, PreparedDataset
 from distill.errors import TeacherError
 from distill.teacher.artifacts import TeacherArtifacts
-from distill.teacher.titles import RECENCY_DECAY, rank_split
+from distill.teacher.titles import RECENCY_DECAY, rank_split, require_list_length
 
 
 def default_encoder() -> Path:
@@ -69,8 +69,7 @@ def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, 
     `exclude_history` ranks the history's own items last (off by default, as in the reference
     teacher; the teacher's metrics can be compared both ways).
     """
-    if not 1 <= k <= dataset.num_items:
-        raise TeacherError(f"k must be in 1..{dataset.num_items} (the number of items), got {k}")
+    require_list_length(dataset, k)
     path = Path(model) if model is not None else default_encoder()
     tokenizer, encoder = load_encoder(path)
     items = encode_texts(dataset.titles, tokenizer, encoder)

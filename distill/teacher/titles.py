@@ -45,8 +45,7 @@ def title_teacher(dataset: PreparedDataset, k: int = 20, splits: tuple[str, ...]
     construction, and the teacher's prompt asks for a *new* item (SPEC §2.2). `batch` instances are
     ranked at a time, bounding memory at a few batch x num_items floats.
     """
-    if not 1 <= k <= dataset.num_items:
-        raise TeacherError(f"k must be in 1..{dataset.num_items} (the number of items), got {k}")
+    require_list_length(dataset, k)
     if dim < 1 or batch < 1:
         raise TeacherError(f"dim and batch must be positive, got dim={dim}, batch={batch}")
     items = title_vectors(dataset.titles, dim)
@@ -63,6 +62,12 @@ def title_teacher(dataset: PreparedDataset, k: int = 20, splits: tuple[str, ...]
         "seed": SEED,
     }
     return TeacherArtifacts.build(dataset, ids, distances, items.numpy(), teacher, targets)
+
+
+def require_list_length(dataset: PreparedDataset, k: int) -> None:
+    """A teacher that ranks the whole catalogue can list at most every item."""
+    if not 1 <= k <= dataset.num_items:
+        raise TeacherError(f"k must be in 1..{dataset.num_items} (the number of items), got {k}")
 
 
 def title_vectors(titles: list[str], dim: int) -> torch.Tensor:
