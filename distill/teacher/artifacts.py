@@ -67,8 +67,13 @@ class TeacherArtifacts:
     @classmethod
     def build(cls, dataset: PreparedDataset, ids: dict[str, np.ndarray],
               distances: dict[str, np.ndarray], item_embeddings: np.ndarray | None,
-              teacher: dict, target_distances: dict[str, np.ndarray] | None = None) -> "TeacherArtifacts":
-        """Wrap a teacher's arrays computed on `dataset`, filling `meta` and validating against it."""
+              teacher: dict, target_distances: dict[str, np.ndarray] | None = None,
+              limit: int | None = None) -> "TeacherArtifacts":
+        """Wrap a teacher's arrays computed on `dataset`, filling `meta` and validating against it.
+
+        `limit` marks a smoke run over the first `limit` instances of each split: such artifacts
+        report the teacher's metrics but cannot train a student (check_against refuses them).
+        """
         if "train" not in ids:
             raise TeacherError("the teacher produced no train ranks; it must rank every training "
                                "instance (SPEC §2)")
@@ -88,6 +93,8 @@ class TeacherArtifacts:
             "teacher": teacher,
             "format_version": FORMAT_VERSION,
         }
+        if limit is not None:
+            meta["limit"] = int(limit)
         artifacts = cls(
             ids={s: np.ascontiguousarray(ids[s], dtype=np.int64) for s in splits},
             distances={s: np.ascontiguousarray(distances[s], dtype=np.float32)
@@ -97,12 +104,13 @@ class TeacherArtifacts:
             target_distances={s: np.ascontiguousarray(v, dtype=np.float32)
                               for s, v in (target_distances or {}).items() if s in splits},
         )
-        artifacts.check_against(dataset)
+        artifacts.check_against(dataset, complete=False)
         return artifacts
 
-    def save(self, out: str | Path, metrics: dict | None = None) -> None:
-        """Write the three files (and the teacher's own `metrics.json`, shaped like a student's);
-        `out` appears complete or not at all (atomic_directory)."""
+    def save(self, out: str | Path, metrics: dict | None = None, extra: dict | None = None) -> None:
+        """Write the three files (and the teacher's own `metrics.json`, shaped like a student's, and
+        `extra` files: name -> text, or an object written as JSON); `out` appears complete or not at
+        all (atomic_directory)."""
         self._check_consistent()
         arrays = {}
         for split in self.splits:
@@ -117,6 +125,11 @@ class TeacherArtifacts:
             write_json(tmp / META_FILE, self.meta)
             if metrics is not None:
                 write_json(tmp / "metrics.json", metrics)
+            for name, content in (extra or {}).items():
+                if isinstance(content, str):
+                    (tmp / name).write_text(content, encoding="utf-8")
+                else:
+                    write_json(tmp / name, content)
         self.path = Path(out)
 
     @classmethod
@@ -124,6 +137,9 @@ class TeacherArtifacts:
         """Read and validate a teacher-artifacts directory; given `dataset`, check it belongs to it."""
         path = Path(path)
         if not (path / META_FILE).is_file():
+            if (path / "shard.json").is_file():
+                raise TeacherError(f"{path}: one shard of a teacher run; join all shards with `python -m distill "
+                                   "teacher merge SHARD1 SHARD2 ... --out TDIR` and pass TDIR")
             raise TeacherError(f"{path}: not teacher artifacts (no {META_FILE}); run the teacher "
                                "or import its outputs first")
         try:
@@ -165,8 +181,14 @@ class TeacherArtifacts:
             artifacts.check_against(dataset)
         return artifacts
 
-    def check_against(self, dataset: PreparedDataset) -> None:
-        """Raise TeacherError unless these artifacts were computed on `dataset` and fit its shapes."""
+    def check_against(self, dataset: PreparedDataset, complete: bool = True) -> None:
+        """Raise TeacherError unless these artifacts were computed on `dataset` and fit its shapes;
+        `complete` also refuses a `--limit` smoke run, which does not cover every instance."""
+        limit = self.meta.get("limit")
+        if limit is not None and complete:
+            raise TeacherError(f"{self._file(META_FILE)}: computed with --limit {limit} (a smoke run over the first "
+                               f"{limit} instances of each split); training needs every instance: run the teacher "
+                               "again without --limit")
         if self.meta["dataset_hash"] != dataset.content_hash:
             raise TeacherError(
                 f"{self._file(META_FILE)}: the teacher was computed for another dataset (hash "
@@ -178,6 +200,8 @@ class TeacherArtifacts:
                                f"prepared dataset has {dataset.num_items:,} items; run the teacher again")
         for split in self.splits:
             rows, expected = len(self.ids[split]), len(dataset.split(split))
+            if limit is not None:
+                expected = min(expected, limit)
             if rows != expected:
                 raise TeacherError(f"{self._file(RANKS_FILE)}: {split}_ids has {rows:,} rows but the "
                                    f"prepared dataset has {expected:,} {split} instances; run the "

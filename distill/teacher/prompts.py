@@ -71,3 +71,23 @@ def prompt_style(name: str = "neutral", template: str | None = None) -> PromptSt
         raise ConfigError(f"unknown prompt style {name!r}; known: {', '.join(PRESETS)}")
     preset = PRESETS[name]
     return preset if template is None else PromptStyle(preset.items, preset.item, preset.verb, template)
+
+
+def instance_prompts(titles: list[str], seq, len_seq, style: PromptStyle,
+                     fits: Callable[[str], bool] | None = None) -> list[str]:
+    """One prompt per instance of a split (rows of `seq`/`len_seq`), history oldest first."""
+    return [style.prompt([titles[i] for i in row[:n]], fits) for row, n in zip(seq.tolist(), len_seq.tolist())]
+
+
+def token_budget(tokenizer, budget: int) -> Callable[[str], bool]:
+    """`fits` for PromptStyle.prompt: the prompt's token count (special tokens included) <= budget."""
+    return lambda text: len(tokenizer(text).input_ids) <= budget
+
+
+def clean_generation(text: str) -> str:
+    """The title in a generated response: its first line, without the quotes the prompt asks for."""
+    line = text.strip().split("\n", 1)[0].strip()
+    if line.startswith('"'):
+        end = line.find('"', 1)
+        line = line[1:end] if end > 0 else line[1:]
+    return line.strip().strip('"').strip()

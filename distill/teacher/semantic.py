@@ -16,6 +16,7 @@ import torch
 from distill.data.dataset import SPLITS, PreparedDataset
 from distill.errors import TeacherError
 from distill.teacher.artifacts import TeacherArtifacts
+from distill.teacher.grounding import nearest_items
 from distill.teacher.titles import RECENCY_DECAY, rank_split, require_list_length
 
 
@@ -61,22 +62,42 @@ def encode_texts(texts: list[str], tokenizer, model, batch: int = 256, max_lengt
     return torch.cat(vectors)
 
 
+HISTORY_MODES = ("mean", "text")
+
+
 def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, k: int = 20,
                      splits: tuple[str, ...] = SPLITS, batch: int = 4096,
-                     exclude_history: bool = False) -> TeacherArtifacts:
+                     exclude_history: bool = False, history: str = "mean") -> TeacherArtifacts:
     """Top-k lists, distances and item embeddings from a sentence encoder over the titles.
 
+    `history="mean"` represents a history by the recency-weighted mean of its items' vectors (one
+    encoder pass over the catalogue: fast); `"text"` encodes the history's titles joined into one
+    text, oldest first (one encoder pass per instance: slower, but word order and context count).
     `exclude_history` ranks the history's own items last (off by default, as in the reference
     teacher; the teacher's metrics can be compared both ways).
     """
     require_list_length(dataset, k)
+    if history not in HISTORY_MODES:
+        raise TeacherError(f"history {history!r}: choose one of {', '.join(HISTORY_MODES)}")
     path = Path(model) if model is not None else default_encoder()
     tokenizer, encoder = load_encoder(path)
     items = encode_texts(dataset.titles, tokenizer, encoder)
     ids, distances, targets = {}, {}, {}
     for name in splits:
-        ids[name], distances[name], targets[name] = rank_split(dataset.split(name), items, k, batch, exclude_history)
+        split = dataset.split(name)
+        if history == "mean":
+            ids[name], distances[name], targets[name] = rank_split(split, items, k, batch, exclude_history)
+            continue
+        texts = [", ".join(dataset.titles[i] for i in row[:n]) for row, n in zip(split.seq.tolist(), split.len_seq.tolist())]
+        ranked = nearest_items(encode_texts(texts, tokenizer, encoder, max_length=256), items, k,
+                               histories=split.seq, targets=split.next)
+        ids[name] = ranked["ids_new" if exclude_history else "ids"]
+        distances[name] = ranked["dist_new" if exclude_history else "dist"]
+        targets[name] = ranked["target_dist"]
     teacher = {"kind": "semantic", "description": f"sentence encoder {path.name} over titles",
-               "model": str(path), "pooling": "mean", "history": "recency-weighted mean",
-               "recency_decay": RECENCY_DECAY, "exclude_history": exclude_history}
+               "model": str(path), "pooling": "mean",
+               "history": "recency-weighted mean" if history == "mean" else "encoded concatenated titles",
+               "exclude_history": exclude_history}
+    if history == "mean":
+        teacher["recency_decay"] = RECENCY_DECAY
     return TeacherArtifacts.build(dataset, ids, distances, items.numpy(), teacher, targets)
