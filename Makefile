@@ -13,7 +13,7 @@ ML100K ?= $(SHARED)/data/ml-100k
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo test test-fast test-vllm bench clean
+.PHONY: install demo demo-cli test test-fast test-vllm bench clean
 
 install: $(STAMP)
 
@@ -41,8 +41,14 @@ $(VLLM_STAMP): pyproject.toml
 test-vllm: $(VLLM_STAMP)
 	DISTILL_VLLM_TESTS=1 $(VLLM_VENV)/bin/python -m pytest -q -p no:logging tests/vllm
 
+# The service: web server + worker on SQLite and a filesystem broker (or DATABASE_URL /
+# CELERY_BROKER_URL), a demo user, the synthetic catalogue and one run, over the REST API.
 demo: install
-	$(PY) -m distill demo --out $(DEMO_OUT) $(if $(DATA),--data $(DATA) --format $(FORMAT)) $(if $(ITEMS),--items $(ITEMS))
+	DEMO_OUT=$(DEMO_OUT) $(PY) scripts/demo_service.py
+
+# The same comparison from the command line only, no service (DATA=... FORMAT=... for real data).
+demo-cli: install
+	$(PY) -m distill demo --out $(DEMO_OUT)-cli $(if $(DATA),--data $(DATA) --format $(FORMAT)) $(if $(ITEMS),--items $(ITEMS))
 
 test: install
 	ML100K=$(ML100K) $(PY) -m pytest -q
@@ -54,4 +60,4 @@ bench: install
 	$(PY) -m distill bench --ml100k $(ML100K) --out bench-out/results.json
 
 clean:
-	rm -rf $(DEMO_OUT) bench-out
+	rm -rf $(DEMO_OUT) $(DEMO_OUT)-cli bench-out

@@ -1,0 +1,176 @@
+"""`make demo`: the service on a bare machine, driven over its own REST API.
+
+Starts the web server and a worker (SQLite and kombu's filesystem broker under demo-out/storage
+unless DATABASE_URL / CELERY_BROKER_URL are set), creates a demo user, imports the synthetic
+catalogue, launches a run with the offline semantic teacher, waits for it, prints the comparison,
+the URL and the credentials, and keeps serving until Ctrl-C (DEMO_EXIT=1: stop when done).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path(os.environ.get("DEMO_OUT", ROOT / "demo-out"))
+PORT = int(os.environ.get("DEMO_PORT", "8000"))
+URL = f"http://127.0.0.1:{PORT}"
+
+
+def main() -> int:
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("STORAGE_ROOT", str(OUT / "storage"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    Path(os.environ["STORAGE_ROOT"]).mkdir(parents=True, exist_ok=True)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run(manage + ["migrate", "--noinput", "-v", "0"], check=True, cwd=ROOT)
+
+    import django
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    password_file = OUT / "demo-password.txt"
+    password = password_file.read_text().strip() if password_file.exists() else secrets.token_urlsafe(12)
+    password_file.write_text(password + "\n")
+    user, _ = get_user_model().objects.get_or_create(username="demo")
+    user.set_password(password)
+    user.save()
+    token = Token.objects.get_or_create(user=user)[0].key
+
+    logs = OUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = [
+        subprocess.Popen(manage + ["run_worker", "--loglevel", "WARNING"], cwd=ROOT,
+                         stdout=open(logs / "worker.log", "ab"), stderr=subprocess.STDOUT),
+        subprocess.Popen(manage + ["runserver", f"127.0.0.1:{PORT}", "--noreload"], cwd=ROOT,
+                         stdout=open(logs / "web.log", "ab"), stderr=subprocess.STDOUT),
+    ]
+
+    def stop(*_args):
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        wait_for_server(children)
+        api = Api(token)
+        dataset = demo_dataset(api)
+        run = api.post("/api/runs/", {
+            "dataset": dataset["id"], "name": f"demo {time.strftime('%H:%M:%S')}", "student": "sasrec",
+            "teacher": {"backend": "semantic"}, "distill": {"lam": "auto"}, "train": {"epochs": 30}, "tags": ["demo"]})
+        print(f"run {run['id']} queued: semantic teacher (all-MiniLM-L6-v2), SASRec plain and distilled", flush=True)
+        last = ""
+        while run["status"] in ("queued", "running"):
+            time.sleep(2)
+            run = api.get(f"/api/runs/{run['id']}/")
+            line = f"  {run['status']:<9} {run['progress'] * 100:5.1f}%  {run['stage_message']}"
+            if line != last:
+                print(line, flush=True)
+                last = line
+        print(report(run))
+        print(f"\nweb: {URL}/api/docs/ (user demo, password {password}); API token: {token}\n"
+              f"logs: {logs}; Ctrl-C stops the server and the worker", flush=True)
+        if os.environ.get("DEMO_EXIT") == "1":
+            stop()
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+        print("a service process stopped; see the logs", file=sys.stderr)
+        stop()
+    except KeyboardInterrupt:
+        stop()
+    return 0
+
+
+def wait_for_server(children, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{URL}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if any(child.poll() is not None for child in children):
+            break
+        time.sleep(0.5)
+    raise SystemExit(f"the service did not come up on {URL}; see {OUT / 'logs'}")
+
+
+class Api:
+    def __init__(self, token: str) -> None:
+        self.headers = {"Authorization": f"Token {token}"}
+
+    def get(self, path: str) -> dict:
+        return self._send(urllib.request.Request(URL + path, headers=self.headers))
+
+    def post(self, path: str, body: dict) -> dict:
+        return self._send(urllib.request.Request(URL + path, data=json.dumps(body).encode(), method="POST",
+                                                 headers={**self.headers, "Content-Type": "application/json"}))
+
+    def upload(self, path: str, fields: dict, files: dict) -> dict:
+        boundary = secrets.token_hex(16)
+        parts = []
+        for name, value in fields.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+        for name, file in files.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{file.name}"\r\n'
+                         f"Content-Type: text/csv\r\n\r\n".encode() + file.read_bytes() + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self._send(urllib.request.Request(URL + path, data=body, method="POST", headers={
+            **self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}))
+
+    @staticmethod
+    def _send(request) -> dict:
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"{request.get_method()} {request.full_url}: {exc.code} {exc.read().decode()[:500]}")
+
+
+def demo_dataset(api: Api) -> dict:
+    """The synthetic catalogue of `python -m distill demo` (250 users, 1,500 items), uploaded once."""
+    existing = [d for d in api.get("/api/datasets/")["results"] if d["name"] == "synthetic demo"]
+    if existing:
+        return existing[0]
+    from distill.data.synth import generate_synthetic
+    folder = OUT / "synthetic"
+    generate_synthetic(folder, users=250, items=1500, seed=1)
+    dataset = api.upload("/api/datasets/", {"name": "synthetic demo", "format": "csv"},
+                         {"interactions": folder / "interactions.csv", "items": folder / "items.csv"})
+    print(f"dataset {dataset['id']}: {dataset['stats']['users']} users, {dataset['stats']['items']} items, "
+          f"{dataset['stats']['instances']['train']:,} training instances", flush=True)
+    return dataset
+
+
+def report(run: dict) -> str:
+    if run["status"] != "succeeded":
+        return f"run {run['id']} {run['status']}: {run['error']}"
+    names = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+    lines = [f"\n{'test split':<14}" + "".join(f"{n:>10}" for n in names)]
+    for role in ("most_popular", "teacher", "baseline", "distilled"):
+        row = run["metrics"].get(role, {}).get("test", {})
+        lines.append(f"{role:<14}" + "".join(f"{row.get(n, float('nan')):>10.4f}" for n in names))
+    for role, lat in run["latency"].items():
+        lines.append(f"latency {role:<10} p50 {lat['p50_ms']:.2f} ms  p95 {lat['p95_ms']:.2f} ms  "
+                     f"{lat['throughput']:.0f} users/s  {lat['device']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Runs end to end with a real Celery worker on Redis and Postgres: upload ML-100k over the API,
+launch a run, poll it to `succeeded`; resume after SIGKILL; cancel within an epoch."""
+
+import time
+
+import pytest
+
+from webapp.studio.models import EpochMetric, Latency, Metric, Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+RUN = {"name": "semantic sasrec", "student": "sasrec", "teacher": {"backend": "semantic"},
+       "distill": {"lam": 0.5}, "train": {"epochs": 2}, "tags": ["ci"]}
+
+
+def poll(client, run_id, until=("succeeded", "failed", "cancelled"), timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = client.get(f"/api/runs/{run_id}/").json()
+        if body["status"] in until:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} still {body['status']} ({body['stage_message']}) after {timeout} s")
+
+
+def test_a_run_goes_from_upload_to_metrics_and_recommendations(worker, client, ml_dataset):
+    response = client.post("/api/runs/", {**RUN, "dataset": ml_dataset["id"]}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "queued"
+    body = poll(client, response.json()["id"])
+    assert body["status"] == "succeeded", body["error"]
+    for role in ("teacher", "baseline", "distilled"):
+        assert 0 <= body["metrics"][role]["test"]["ndcg@20"] <= 1
+        assert body["metrics"][role]["val"]["hr@20"] >= body["metrics"][role]["val"]["hr@10"]
+    assert body["latency"]["distilled"]["p50_ms"] > 0 and body["latency"]["baseline"]["device"].startswith("cpu")
+    run = Run.objects.get(pk=body["id"])
+    assert Metric.objects.filter(run=run, role="teacher", split="test", metric="ndcg", k=20).exists()
+    assert Latency.objects.filter(run=run).count() == 2
+    assert EpochMetric.objects.filter(run=run, role="baseline").count() == 2
+    curves = client.get(f"/api/runs/{run.pk}/curves/").json()["curves"]
+    assert {c["role"] for c in curves} == {"baseline", "distilled"}
+
+    recommended = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["50", "172", "181"], "k": 5},
+                              format="json")
+    assert recommended.status_code == 200, recommended.content
+    items = recommended.json()["items"]
+    assert len(items) == 5 and not {"50", "172", "181"} & set(items)
+    bad = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["no-such-item"]}, format="json")
+    assert bad.status_code == 400 and "no-such-item" in bad.json()["detail"]
+
+    # The same teacher on the same data is computed once.
+    again = client.post("/api/runs/", {**RUN, "name": "again", "dataset": ml_dataset["id"]}, format="json").json()
+    done = poll(client, again["id"])
+    assert done["status"] == "succeeded"
+    assert done["metrics"]["teacher"] == body["metrics"]["teacher"]
+
+
+def test_a_killed_worker_is_replaced_and_the_run_finishes_without_redoing_stages(worker, client, ml_dataset):
+    run_id = client.post("/api/runs/", {**RUN, "name": "killed", "train": {"epochs": 6},
+                                        "dataset": ml_dataset["id"]}, format="json").json()["id"]
+    deadline = time.time() + 240
+    while Run.objects.get(pk=run_id).stage != "baseline" or not EpochMetric.objects.filter(run_id=run_id).exists():
+        assert time.time() < deadline, Run.objects.get(pk=run_id).stage_message
+        time.sleep(0.2)
+    worker.kill()  # SIGKILL mid-training of the baseline
+    teacher_rows = Metric.objects.filter(run_id=run_id, role="teacher").count()
+    worker.start()
+    body = poll(client, run_id)
+    assert body["status"] == "succeeded", body["error"]
+    assert Metric.objects.filter(run_id=run_id, role="teacher").count() == teacher_rows
+    log = worker.log.read_text()
+    assert f"run {run_id}: no heartbeat" in log  # recovered from the database, not from the broker
+    assert "teacher: semantic on train/val/test" not in body["stage_message"]
+
+
+def test_cancel_stops_a_running_run_within_an_epoch(worker, client, ml_dataset):
+    run_id = client.post("/api/runs/", {**RUN, "name": "cancelled", "train": {"epochs": 50},
+                                        "dataset": ml_dataset["id"]}, format="json").json()["id"]
+    deadline = time.time() + 240
+    while not EpochMetric.objects.filter(run_id=run_id, role="baseline").exists():
+        assert time.time() < deadline
+        time.sleep(0.2)
+    epochs_before = EpochMetric.objects.filter(run_id=run_id).count()
+    assert client.post(f"/api/runs/{run_id}/cancel/").status_code == 200
+    body = poll(client, run_id, timeout=60)
+    assert body["status"] == "cancelled" and "cancelled during baseline" in body["error"]
+    assert EpochMetric.objects.filter(run_id=run_id).count() <= epochs_before + 1
+    retried = client.post(f"/api/runs/{run_id}/retry/").json()
+    assert retried["status"] == "queued"
+    client.post(f"/api/runs/{run_id}/cancel/")
+    assert poll(client, run_id, timeout=120)["status"] == "cancelled"

@@ -1,0 +1,1 @@
+"""The DLLM2Rec Studio service: Django + DRF over the `distill` library."""

@@ -1,0 +1,159 @@
+"""Django settings, all from the environment (webapp/env.py fails loudly on bad values).
+
+With nothing set (the `make demo` path): DEBUG off unless asked, SQLite and kombu's filesystem
+broker under STORAGE_ROOT, so the service needs no server. DATABASE_URL / CELERY_BROKER_URL point
+it at Postgres and Redis everywhere else (docker-compose, k8s, the tests).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from webapp.env import database_from_url, env_bool, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEBUG = env_bool("DEBUG", False)
+STORAGE_ROOT = env_path("STORAGE_ROOT", BASE_DIR / "storage")
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set: set it to a long random string (e.g. `python -c "
+                                   "'import secrets; print(secrets.token_urlsafe(50))'`), or DEBUG=1 for development")
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG=1-" + "x" * 20
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "webapp.studio",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+WSGI_APPLICATION = "webapp.wsgi.application"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+_database_url = env_str("DATABASE_URL")
+DATABASES = {"default": database_from_url(_database_url) if _database_url else {
+    "ENGINE": "django.db.backends.sqlite3", "NAME": str(STORAGE_ROOT / "db.sqlite3"), "OPTIONS": {"timeout": 30}}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = STORAGE_ROOT / "static"
+LOGIN_URL = "/accounts/login/"
+
+UPLOAD_MAX_MB = env_int("UPLOAD_MAX_MB", 200, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024          # non-file request bodies
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024          # larger uploads stream to a temporary file
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads": env_str("THROTTLE_UPLOADS", "30/hour"),
+        "runs": env_str("THROTTLE_RUNS", "120/hour"),
+        "token": env_str("THROTTLE_TOKEN", "30/minute"),
+    },
+    "EXCEPTION_HANDLER": "webapp.studio.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DLLM2Rec Studio API",
+    "DESCRIPTION": "Distil an LLM recommender into a fast sequential recommender, and measure what survives.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "webapp.studio.models.Run.Status",
+                            "DatasetStatusEnum": "webapp.studio.models.Dataset.Status"},
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Celery: JSON only; acks_late + reject_on_worker_lost so a killed worker's task is delivered again;
+# the broker's visibility timeout stays above the longest task time limit.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+TASK_TIME_LIMIT = env_int("TASK_TIME_LIMIT", 48 * 3600, minimum=1)
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_TIME_LIMIT + 3600}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker = STORAGE_ROOT / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS.update({"data_folder_in": str(_broker / "queue"),
+                                            "data_folder_out": str(_broker / "queue"),
+                                            "processed_folder": str(_broker / "processed"),
+                                            "store_processed": False})
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queue names are QUEUE_PREFIX + "gpu" / "cpu" (lets several deployments or test sessions share a broker).
+QUEUE_PREFIX = env_str("QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_PREFIX + "cpu"
+# A stage delivered more often than this (worker killed mid-stage each time) fails the run.
+RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
+# A running run whose heartbeat is older than this is taken as lost (its worker died, or the broker
+# lost the message) and is enqueued again by the next worker that starts or by `recover_runs`.
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 900, minimum=1)
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+}
