@@ -66,6 +66,8 @@ def main() -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    import atexit
+    atexit.register(lambda: [c.kill() for c in children if c.poll() is None])
     try:
         wait_for_server(children)
         api = Api(token)
@@ -74,14 +76,13 @@ def main() -> int:
             "dataset": dataset["id"], "name": f"demo {time.strftime('%H:%M:%S')}", "student": "sasrec",
             "teacher": {"backend": "semantic"}, "distill": {"lam": "auto"}, "train": {"epochs": 30}, "tags": ["demo"]})
         print(f"run {run['id']} queued: semantic teacher (all-MiniLM-L6-v2), SASRec plain and distilled", flush=True)
-        last = ""
+        shown = ("", -1.0)
         while run["status"] in ("queued", "running"):
             time.sleep(2)
             run = api.get(f"/api/runs/{run['id']}/")
-            line = f"  {run['status']:<9} {run['progress'] * 100:5.1f}%  {run['stage_message']}"
-            if line != last:
-                print(line, flush=True)
-                last = line
+            if run["stage_message"] != shown[0] or run["progress"] >= shown[1] + 0.1:
+                print(f"  {run['status']:<9} {run['progress'] * 100:5.1f}%  {run['stage_message']}", flush=True)
+                shown = (run["stage_message"], run["progress"])
         print(report(run))
         print(f"\nweb: {URL}/api/docs/ (user demo, password {password}); API token: {token}\n"
               f"logs: {logs}; Ctrl-C stops the server and the worker", flush=True)

@@ -118,6 +118,8 @@ CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_TIME_LIMIT + 3600}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker = STORAGE_ROOT / "broker"
+    for _folder in ("queue", "processed"):
+        (_broker / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS.update({"data_folder_in": str(_broker / "queue"),
                                             "data_folder_out": str(_broker / "queue"),
                                             "processed_folder": str(_broker / "processed"),

@@ -88,3 +88,35 @@ def test_cancel_stops_a_running_run_within_an_epoch(worker, client, ml_dataset):
     assert retried["status"] == "queued"
     client.post(f"/api/runs/{run_id}/cancel/")
     assert poll(client, run_id, timeout=120)["status"] == "cancelled"
+
+
+def test_restarting_redis_mid_run_loses_no_run(worker, client, ml_dataset):
+    """Redis runs without persistence here: a restart drops every queued message. The second
+    run's message is lost while the first run trains; the database still says it is queued, and
+    the worker's recovery loop sends it again."""
+    import subprocess
+
+    import redis
+    first = client.post("/api/runs/", {**RUN, "name": "first", "train": {"epochs": 4},
+                                       "dataset": ml_dataset["id"]}, format="json").json()["id"]
+    second = client.post("/api/runs/", {**RUN, "name": "second", "dataset": ml_dataset["id"]},
+                         format="json").json()["id"]
+    deadline = time.time() + 240
+    while Run.objects.get(pk=first).stage not in ("baseline", "distilled"):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    server = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        server.shutdown(nosave=True)
+    except redis.exceptions.ConnectionError:
+        pass  # the server closes the connection as it stops
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+                    "--appendonly", "no"], check=True)
+    for _ in range(50):
+        try:
+            if server.ping():
+                break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.1)
+    assert poll(client, first)["status"] == "succeeded"
+    assert poll(client, second)["status"] == "succeeded"

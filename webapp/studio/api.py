@@ -3,6 +3,7 @@ queryset scoped to its owner (another user's object is a 404), bad input a 400 n
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -428,8 +429,18 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
 
 
 def _launch(run: Run, stage: str | None = None) -> None:
+    """Enqueue the run's stage once the row is committed. If the broker is unreachable the run
+    stays queued in the database, and a worker's recovery loop enqueues it when it can."""
     from worker.tasks import enqueue_stage
-    transaction.on_commit(lambda: enqueue_stage(run.pk, stage or Run.STAGES[0]))
+
+    def send() -> None:
+        try:
+            enqueue_stage(run.pk, stage or Run.STAGES[0])
+        except Exception:
+            logging.getLogger(__name__).warning("run %s: broker unreachable, left queued for recovery", run.pk,
+                                                exc_info=True)
+
+    transaction.on_commit(send)
 
 
 class _StudentCache:

@@ -141,7 +141,8 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> str | None:
         if position + 1 == len(STAGES):
             _finish(run, Run.Status.SUCCEEDED, "")
             return None
-        run.stage, run.attempts = STAGES[position + 1], 0
+        # No task owns the run until the next stage's task starts: its delivery is not a duplicate.
+        run.stage, run.attempts, run.task_id = STAGES[position + 1], 0, ""
         run.save()
         return run.stage
 
