@@ -13,7 +13,7 @@ ML100K ?= $(SHARED)/data/ml-100k
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo demo-cli test test-fast test-vllm bench clean
+.PHONY: install demo demo-cli test test-fast test-vllm bench bench-service clean
 
 install: $(STAMP)
 
@@ -58,6 +58,11 @@ test-fast: install
 
 bench: install
 	$(PY) -m distill bench --ml100k $(ML100K) --out bench-out/results.json
+	ML100K=$(ML100K) $(PY) bench/service_bench.py
+
+# The service alone: /recommend under load, runs listing with 1,000 runs (local Postgres).
+bench-service: install
+	ML100K=$(ML100K) $(PY) bench/service_bench.py
 
 clean:
 	rm -rf $(DEMO_OUT) $(DEMO_OUT)-cli bench-out

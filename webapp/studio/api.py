@@ -322,7 +322,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             if params.get("tag"):
                 runs = runs.filter(tags__contains=[params["tag"]]) if connection.vendor == "postgresql" else \
                     runs.filter(tags__icontains=f'"{params["tag"]}"')
-        return runs.prefetch_related("metrics", "latency")
+        return runs if self.action == "list" else runs.prefetch_related("metrics", "latency")
 
     def get_serializer_class(self):
         return RunListSerializer if self.action == "list" else RunSerializer

@@ -1,0 +1,158 @@
+"""`make bench-service`: the service under load, on the local Postgres.
+
+- `POST /api/runs/{id}/recommend/`: p50/p99 under a bounded loopback load (CLIENTS keep-alive
+  clients, REQUESTS requests in all) against gunicorn (WORKERS processes), the distilled SASRec
+  trained on ML-100k kept loaded in memory;
+- `GET /api/runs/` (a page of 50) and `GET /api/runs/{id}/` with 1,000 runs (and their metric and
+  latency rows) in the database.
+
+It uses its own database (`studio_bench`, dropped and created) and a temporary STORAGE_ROOT.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+ML100K = Path(os.environ.get("ML100K", ROOT.parent / "shared" / "data" / "ml-100k"))
+DB = os.environ.get("BENCH_DATABASE", "studio_bench")
+PORT = int(os.environ.get("BENCH_PORT", "8791"))
+CLIENTS, REQUESTS, WORKERS, RUNS = 8, 4000, 2, 1000
+
+
+def main() -> int:
+    storage = Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    env = {"DJANGO_SETTINGS_MODULE": "webapp.settings", "SECRET_KEY": "bench-" + "x" * 50, "DEBUG": "0",
+           "SECURE_SSL_REDIRECT": "0", "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+           "STORAGE_ROOT": str(storage), "THROTTLE_RUNS": "1000000/hour", "LOG_LEVEL": "ERROR",
+           "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")}
+    os.environ.update(env)
+    import psycopg
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
+        conn.execute(f'CREATE DATABASE "{DB}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+    import django
+    django.setup()
+    token, run_id, history = populate(storage)
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "webapp.wsgi", "-b", f"127.0.0.1:{PORT}",
+                               "-w", str(WORKERS), "--threads", "4", "--log-level", "warning"], cwd=ROOT)
+    try:
+        wait(f"/healthz")
+        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        body = json.dumps({"history": history, "k": 10})
+        single = load("POST", f"/api/runs/{run_id}/recommend/", body, headers, 1, 500)
+        recommend = load("POST", f"/api/runs/{run_id}/recommend/", body, headers, CLIENTS, REQUESTS)
+        listing = load("GET", "/api/runs/?limit=50", None, headers, 2, 200)
+        detail = load("GET", f"/api/runs/{run_id}/", None, headers, 2, 200)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    rows = [("POST /api/runs/{id}/recommend/", "1 client", single),
+            ("POST /api/runs/{id}/recommend/", f"{CLIENTS} clients", recommend),
+            ("GET /api/runs/?limit=50", f"{RUNS:,} runs", listing),
+            ("GET /api/runs/{id}/", f"{RUNS:,} runs", detail)]
+    print(f"\n{'endpoint':<32} {'load':<12} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}  (gunicorn {WORKERS} workers "
+          f"x 4 threads, loopback, {os.cpu_count()} cores)")
+    for name, what, r in rows:
+        print(f"{name:<32} {what:<12} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.0f}")
+    out = ROOT / "bench-out"
+    out.mkdir(exist_ok=True)
+    (out / "service.json").write_text(json.dumps([{"endpoint": n, "load": w, **r} for n, w, r in rows], indent=2) + "\n")
+    return 0
+
+
+def populate(storage: Path):
+    """A user, ML-100k, one succeeded run with a trained distilled SASRec, and 999 more runs."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from distill.config import TrainConfig
+    from distill.data import PrepareOptions, prepare_dataset
+    from distill.train import save_run, train
+    from webapp.studio.models import Dataset, Latency, Metric, Run
+    user = get_user_model().objects.create_user("bench")
+    token = Token.objects.create(user=user).key
+    prepared = prepare_dataset("movielens", ML100K, storage / "datasets" / "1" / "prepared", options=PrepareOptions())
+    dataset = Dataset.objects.create(owner=user, name="ml-100k", format="movielens", status="ready",
+                                     stats=prepared.stats, content_hash=prepared.content_hash,
+                                     prepared_dir=str(prepared.path))
+    config = {"student": "sasrec", "teacher": {"backend": "semantic"}, "distill": {}, "train": {"epochs": 1}}
+    runs = Run.objects.bulk_create([Run(owner=user, dataset=dataset, name=f"run {i}", config=config, tags=["bench"],
+                                        status="succeeded", stage="latency", progress=1.0) for i in range(RUNS)])
+    metrics, latency = [], []
+    for run in runs:
+        for role in ("teacher", "baseline", "distilled"):
+            for split in ("val", "test"):
+                for name in ("hr", "ndcg"):
+                    for k in (10, 20):
+                        metrics.append(Metric(run=run, role=role, split=split, metric=name, k=k, value=0.1))
+        latency += [Latency(run=run, role=role, device="cpu", batch_size=256, p50_ms=0.5, p95_ms=0.7, throughput=5e4)
+                    for role in ("baseline", "distilled")]
+    Metric.objects.bulk_create(metrics)
+    Latency.objects.bulk_create(latency)
+    result = train(prepared, TrainConfig(student="sasrec", epochs=1), None)
+    save_run(result, prepared, storage / "runs" / str(runs[0].pk) / "distilled")
+    history = [prepared.item_ids[int(i)] for i in prepared.test.seq[0][:prepared.test.len_seq[0]]]
+    return token, runs[0].pk, history
+
+
+def wait(path: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("gunicorn did not start")
+
+
+def load(method: str, path: str, body, headers: dict, clients: int, requests: int) -> dict:
+    """`requests` requests from `clients` keep-alive connections; per-request wall times."""
+    timings, errors, lock = [], [], threading.Lock()
+    per_client = requests // clients
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        mine = []
+        for i in range(per_client + 5):
+            start = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                errors.append(response.status)
+            if i >= 5:  # warm-up: the first requests load the model into each gunicorn worker
+                mine.append(time.perf_counter() - start)
+        with lock:
+            timings.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{method} {path}: {len(errors)} errors, e.g. HTTP {errors[0]}")
+    ms = np.array(timings) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "rps": len(timings) / elapsed, "requests": len(timings), "clients": clients}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
