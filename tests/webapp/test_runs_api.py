@@ -108,6 +108,8 @@ def test_token_endpoint_and_create_api_user(user, anonymous, capsys):
 def test_schema_docs_and_healthz(client, anonymous):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
+    from openapi_spec_validator import validate
+    validate(schema.json())  # raises on an invalid OpenAPI document
     paths = schema.json()["paths"]
     assert {"/api/runs/", "/api/runs/{id}/recommend/", "/api/datasets/", "/api/auth/token/"} <= set(paths)
     assert client.get("/api/docs/").status_code == 200

@@ -59,6 +59,8 @@ class UploadThrottle(ScopedRateThrottle):
 @throttle_classes([UploadThrottle])
 def obtain_token(request):
     """Exchange a username and password for the API token of that user."""
+    if not hasattr(request.data, "get"):
+        raise ValidationError({"detail": "send a JSON object {\"username\": ..., \"password\": ...}"})
     username, password = request.data.get("username"), request.data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise ValidationError({"detail": "send {\"username\": ..., \"password\": ...}"})
@@ -419,6 +421,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         run = self.get_object()
         if run.status != Run.Status.SUCCEEDED:
             raise ValidationError({"detail": f"run {run.pk} is {run.status}; recommendations need a succeeded run"})
+        if not hasattr(request.data, "get"):
+            raise ValidationError({"detail": "send a JSON object {\"history\": [...], \"k\": 10}"})
         history, k = request.data.get("history"), request.data.get("k", 10)
         if not isinstance(history, list) or not history or not all(isinstance(h, (str, int)) for h in history):
             raise ValidationError({"history": "a non-empty list of item ids as in the uploaded data"})
