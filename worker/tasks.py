@@ -49,8 +49,25 @@ def run_stage(run_id: int, stage: str) -> None:
         following = execute_stage(run_id, stage, run_stage.request.id or "")
     finally:
         beat.stop()
-    if following:
+    if isinstance(following, tuple):  # ("shards", n): the teacher fans out over the gpu queue
+        for index in range(1, following[1] + 1):
+            teacher_shard.apply_async((run_id, index, following[1]), queue=queue("gpu"))
+    elif following:
         enqueue_stage(run_id, following)
+
+
+@shared_task(name="studio.teacher_shard", acks_late=True, reject_on_worker_lost=True)
+def teacher_shard(run_id: int, index: int, count: int) -> None:
+    """One shard of a run's BIGRec teacher; the last one to finish merges and resumes the run."""
+    from webapp.studio.pipeline import run_teacher_shard
+    beat = _Heartbeat(run_id)
+    beat.start()
+    try:
+        merged = run_teacher_shard(run_id, index, count)
+    finally:
+        beat.stop()
+    if merged:
+        enqueue_stage(run_id, "teacher")
 
 
 @shared_task(name="studio.prepare_dataset", acks_late=True, reject_on_worker_lost=True)

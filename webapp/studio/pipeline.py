@@ -32,7 +32,10 @@ WEIGHTS = {"teacher": 0.3, "baseline": 0.3, "distilled": 0.35, "latency": 0.05}
 SEMANTIC_KEYS = {"k", "model", "exclude_history", "history"}
 TITLES_KEYS = {"k", "dim"}
 BIGREC_KEYS = {"k", "model", "adapter", "beams", "max_new_tokens", "batch", "block", "style", "exclude_history",
-               "dtype", "tensor_parallel", "gpu_memory", "limit"}
+               "dtype", "tensor_parallel", "gpu_memory", "limit", "latency_requests", "max_empty", "shards"}
+# Options that change how the teacher is computed, not what it computes (sharded and merged is
+# byte-identical to unsharded): not part of the teacher cache key.
+NOT_IN_KEY = {"shards"}
 TEACHER_BACKENDS = {"semantic": SEMANTIC_KEYS, "titles": TITLES_KEYS, "hf": BIGREC_KEYS, "vllm": BIGREC_KEYS}
 
 
@@ -60,6 +63,9 @@ def validate_config(student: str, teacher: dict, distill: dict, train: dict) -> 
     if unknown:
         raise ValueError("teacher", f"unknown option(s) {', '.join(map(repr, unknown))} for backend {backend!r}; "
                                     f"known: {', '.join(sorted(TEACHER_BACKENDS[backend]))}")
+    shards = teacher.get("shards", 1)
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 64:
+        raise ValueError("teacher", f"shards must be a whole number in 1..64, got {shards!r}")
     k = teacher.get("k", 20)
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
         raise ValueError("teacher", f"k must be a whole number in 1..1000, got {k!r}")
@@ -88,8 +94,17 @@ def train_config(run: Run, distilled: bool):
 
 # ----------------------------------------------------------------------------- stage driver
 
-def execute_stage(run_id: int, stage: str, task_id: str = "") -> str | None:
-    """Run one stage of a run; returns the next stage to enqueue, or None when the run is finished."""
+class FanOut(Exception):
+    """The teacher stage is split into `count` shards, each its own task on the gpu queue."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
+def execute_stage(run_id: int, stage: str, task_id: str = ""):
+    """Run one stage of a run. Returns the next stage to enqueue, ("shards", n) when the teacher is
+    to be computed by n shard tasks, or None when there is nothing to enqueue."""
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status in Run.FINISHED:
@@ -121,6 +136,11 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> str | None:
     from distill.train import Cancelled
     try:
         STAGE_FUNCTIONS[stage](run, _Reporter(run, stage))
+    except FanOut as fan:
+        # The shards' tasks own the run now; the stage is entered again (attempt 1) after the merge.
+        Run.objects.filter(pk=run_id).update(task_id="", attempts=0,
+                                             stage_message=f"teacher: {fan.count} shards queued on the gpu queue")
+        return ("shards", fan.count)
     except Cancelled:
         _finish(Run.objects.get(pk=run_id), Run.Status.CANCELLED, f"cancelled during {stage}")
         return None
@@ -200,6 +220,7 @@ def _dataset(run: Run):
 
 
 def teacher_key(dataset: Dataset, teacher: dict) -> str:
+    teacher = {key: value for key, value in teacher.items() if key not in NOT_IN_KEY}
     source = json.dumps({"dataset": dataset.content_hash, "teacher": teacher}, sort_keys=True)
     return hashlib.sha256(source.encode()).hexdigest()[:32]
 
@@ -221,6 +242,8 @@ def stage_teacher(run: Run, reporter: _Reporter) -> None:
     else:
         if reporter.should_cancel():
             raise Cancelled("run cancelled")
+        if backend in ("hf", "vllm") and options.get("shards", 1) > 1:
+            raise FanOut(options["shards"])
         dataset = _dataset(run)
         reporter.message(f"teacher: {backend} on train/val/test")
         if backend == "semantic":
@@ -241,10 +264,52 @@ def stage_teacher(run: Run, reporter: _Reporter) -> None:
     _record_artifacts(run, "teacher", out)
 
 
+def _bigrec_options(backend: str, options: dict):
+    from distill.teacher.bigrec import BigRecOptions
+    options = {key: value for key, value in options.items() if key not in ("model", "adapter", "shards")}
+    return BigRecOptions(backend=backend, **options)
+
+
+def run_teacher_shard(run_id: int, index: int, count: int) -> bool:
+    """Compute shard `index` of `count` of a run's BIGRec teacher (skipped if already there). The
+    shard task that finds every shard present merges them into the teacher's directory and
+    returns True: the teacher stage is then enqueued again and finds its artifacts."""
+    from distill.teacher.bigrec import bigrec_teacher, merge_shards
+    run = Run.objects.select_related("dataset").filter(pk=run_id).first()
+    if run is None or run.status in Run.FINISHED:
+        return False
+    if run.cancel_requested:
+        _finish(run, Run.Status.CANCELLED, "cancelled during the teacher's shards")
+        return False
+    options = dict(run.config["teacher"])
+    backend = options.pop("backend")
+    out = teacher_dir(run)
+    shards = storage("teacher-shards", out.name)
+    mine = shards / f"{index}-of-{count}"
+    done = [shards / f"{i}-of-{count}" for i in range(1, count + 1)]
+    try:
+        if not (mine / "shard.json").is_file():
+            Run.objects.filter(pk=run_id).update(stage_message=f"teacher: shard {index}/{count}",
+                                                 heartbeat=timezone.now())
+            bigrec_teacher(_dataset(run), mine, options.get("model"), options.get("adapter"),
+                           _bigrec_options(backend, options), shard=(index, count), cache=storage("teacher-blocks"))
+        if not all((d / "shard.json").is_file() for d in done):
+            return False
+        with transaction.atomic():
+            Run.objects.select_for_update().get(pk=run_id)  # one merger at a time
+            if not (out / "teacher.json").is_file():
+                merge_shards(_dataset(run), done, out, cache=storage("teacher-blocks"))
+    except Exception as exc:  # a bad model, a bug: the run fails with the reason, like any stage
+        if not isinstance(exc, DistillError):
+            log.error("run %s teacher shard %s/%s failed:\n%s", run_id, index, count, traceback.format_exc())
+        _finish(Run.objects.get(pk=run_id), Run.Status.FAILED, f"teacher shard {index}/{count}: {exc}")
+        return False
+    return True
+
+
 def _bigrec(run, dataset, backend, options, out, reporter) -> None:
-    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher
-    model, adapter = options.pop("model", None), options.pop("adapter", None)
-    bigrec_teacher(dataset, out, model, adapter, BigRecOptions(backend=backend, **options),
+    from distill.teacher.bigrec import bigrec_teacher
+    bigrec_teacher(dataset, out, options.get("model"), options.get("adapter"), _bigrec_options(backend, options),
                    cache=storage("teacher-blocks"), log=reporter.message)
 
 
