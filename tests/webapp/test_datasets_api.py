@@ -116,3 +116,14 @@ def test_duplicate_dataset_name_is_refused(client, ml_dataset):
     response = upload(client, name="ml", fmt="csv", interactions=("i.csv", CSV_OK), items=("t.csv", ITEMS_OK))
     assert response.status_code == 400 and "already have a dataset named 'ml'" in response.content.decode()
     assert Dataset.objects.count() == 1
+
+
+def test_import_dataset_command_prepares_like_an_upload(user, capsys):
+    from django.core.management import call_command
+    from conftest import ML100K
+    call_command("import_dataset", str(ML100K), "--format", "movielens", "--owner", "alice", "--name", "ml100k")
+    dataset = Dataset.objects.get(pk=int(capsys.readouterr().out.strip()))
+    assert dataset.status == "ready" and dataset.stats["items"] == 1682 and dataset.owner == user
+    from django.core.management.base import CommandError
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        call_command("import_dataset", str(ML100K), "--format", "movielens", "--owner", "nobody")

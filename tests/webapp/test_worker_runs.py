@@ -160,3 +160,26 @@ def test_a_bigrec_teacher_fans_out_over_gpu_shards_and_merges_like_one_job(worke
                    cache=tmp_path / "cache")
     for name in ("ranks.safetensors", "teacher.json", "generations.jsonl", "metrics.json"):
         assert (tmp_path / "whole" / name).read_bytes() == (teacher_dir(run) / name).read_bytes(), name
+
+
+def test_a_stage_that_keeps_dying_fails_the_run_with_the_reason(worker, client, ml_dataset):
+    """The worker is SIGKILLed every time it works on the run: after RUN_MAX_ATTEMPTS (2 here)
+    deliveries of the same stage the run fails, saying why, instead of looping forever."""
+    run_id = client.post("/api/runs/", {**RUN, "name": "doomed", "train": {"epochs": 200},
+                                        "dataset": ml_dataset["id"]}, format="json").json()["id"]
+    deadline = time.time() + 300
+    kills = 0
+    while kills < 2:
+        run = Run.objects.get(pk=run_id)
+        assert time.time() < deadline, run.stage_message
+        if run.stage == "baseline" and run.attempts == kills + 1 and \
+                EpochMetric.objects.filter(run_id=run_id, role="baseline").exists():
+            worker.kill()
+            kills += 1
+            EpochMetric.objects.filter(run_id=run_id).delete()
+            worker.start()
+        time.sleep(0.2)
+    body = poll(client, run_id, timeout=120)
+    assert body["status"] == "failed"
+    assert "stage 'baseline' was started 2 times and never finished" in body["error"]
+    assert "RUN_MAX_ATTEMPTS=2" in body["error"]
