@@ -115,3 +115,17 @@ def test_schema_docs_and_healthz(client, anonymous):
     assert client.get("/api/docs/").status_code == 200
     health = anonymous.get("/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
+def test_run_creation_is_throttled(client, ml_dataset, monkeypatch):
+    from django.core.cache import cache
+
+    from webapp.studio.api import UploadThrottle
+    monkeypatch.setattr("worker.tasks.enqueue_stage", lambda *args: None)
+    monkeypatch.setattr(UploadThrottle, "THROTTLE_RATES", {"runs": "2/hour", "uploads": "2/hour", "token": "2/hour"})
+    cache.clear()
+    codes = [client.post("/api/runs/", {**GOOD, "name": f"r{i}", "dataset": ml_dataset["id"]}, format="json").status_code
+             for i in range(3)]
+    assert codes == [201, 201, 429]
+    assert client.get("/api/runs/").status_code == 200  # reading is not throttled
+    cache.clear()
