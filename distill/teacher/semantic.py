@@ -15,6 +15,7 @@ import torch
 
 from distill.data.dataset import SPLITS, PreparedDataset
 from distill.errors import TeacherError
+from distill.teacher import llm
 from distill.teacher.artifacts import TeacherArtifacts
 from distill.teacher.grounding import nearest_items
 from distill.teacher.titles import RECENCY_DECAY, rank_split, require_list_length
@@ -37,9 +38,7 @@ def load_encoder(path: str | Path):
         raise TeacherError(f"{path}: not a model directory (no config.json); pass a local sentence-encoder "
                            "directory with --model (nothing is downloaded at run time)")
     from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    llm.quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)

@@ -26,6 +26,7 @@ import torch
 from distill.errors import TeacherError
 from distill.io import read_json
 from distill.teacher import llm
+from distill.teacher.backends import torch_dtype
 
 # Share of the GPU memory budget given to the generating engine; the pooling engine needs little
 # KV cache (one forward pass per text), so it takes the rest.
@@ -52,7 +53,9 @@ class VLLMBackend:
         self.tokenizer = llm.load_tokenizer(model)
         self.beams, self.max_new_tokens = beams, max_new_tokens
         self.cuda = torch.cuda.is_available()
-        common = {"dtype": _vllm_dtype(dtype, self.cuda), "seed": 0, "tensor_parallel_size": tensor_parallel}
+        # vLLM's own "auto" picks float16 on CPU even for a float32 checkpoint: resolve it as `hf` does.
+        resolved = torch_dtype(dtype, torch.device("cuda" if self.cuda else "cpu"))
+        common = {"dtype": str(resolved).removeprefix("torch."), "seed": 0, "tensor_parallel_size": tensor_parallel}
         if self.cuda:
             gen_memory = {"gpu_memory_utilization": gpu_memory * GENERATION_SHARE}
             pool_memory = {"gpu_memory_utilization": gpu_memory * (1 - GENERATION_SHARE)}
@@ -141,12 +144,3 @@ def _transformers_beam_scores(engine):
         yield
     finally:
         module.create_sort_beams_key_function = original
-
-
-def _vllm_dtype(name: str, cuda: bool) -> str:
-    # vLLM's own "auto" picks float16 on CPU even for a float32 checkpoint; be explicit.
-    if name == "auto":
-        if not cuda:
-            return "float32"
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[name]
