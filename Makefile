@@ -13,7 +13,7 @@ ML100K ?= $(SHARED)/data/ml-100k
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo demo-cli test test-fast test-vllm bench bench-service clean
+.PHONY: install demo demo-cli test test-fast test-vllm bench bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
 
 install: $(STAMP)
 
@@ -50,19 +50,38 @@ demo: install
 demo-cli: install
 	$(PY) -m distill demo --out $(DEMO_OUT)-cli $(if $(DATA),--data $(DATA) --format $(FORMAT)) $(if $(ITEMS),--items $(ITEMS))
 
-test: install
+test: install deploy-tools browser-tools
 	ML100K=$(ML100K) $(PY) -m pytest -q
 
-test-fast: install
+test-fast: install deploy-tools browser-tools
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install
 	$(PY) -m distill bench --ml100k $(ML100K) --out bench-out/results.json
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
+	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
+
+# The dashboard's pages with 1,000 runs in Postgres: server time per page (fails over 300 ms).
+bench-dashboard: install
+	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
 
 # The service alone: /recommend under load, runs listing with 1,000 runs (local Postgres).
 bench-service: install
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
+
+# The deployment files (docker-compose.yml, k8s/) checked by docker-compose and kubernetes-validate;
+# tests/deploy runs the same script. Debian's docker-compose (1.29) validates without a Docker engine.
+deploy-tools:
+	command -v docker-compose >/dev/null 2>&1 || { apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+
+# Debian's Chromium for the dashboard's Playwright tests (Playwright never downloads a browser).
+browser-tools:
+	test -x /usr/bin/chromium || { apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+validate-deploy: install deploy-tools
+	KUBERNETES_VALIDATE=$(VENV)/bin/kubernetes-validate scripts/validate_deploy.sh
 
 clean:
 	rm -rf $(DEMO_OUT) $(DEMO_OUT)-cli bench-out

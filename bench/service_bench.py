@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fresh_database  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 ML100K = Path(os.environ.get("ML100K", ROOT.parent / "shared" / "data" / "ml-100k"))
 DB = os.environ.get("BENCH_DATABASE", "studio_bench")
@@ -32,16 +35,7 @@ CLIENTS, REQUESTS, WORKERS, RUNS = 8, 4000, 2, 1000
 
 def main() -> int:
     storage = Path(tempfile.mkdtemp(prefix="studio-bench-"))
-    env = {"DJANGO_SETTINGS_MODULE": "webapp.settings", "SECRET_KEY": "bench-" + "x" * 50, "DEBUG": "0",
-           "SECURE_SSL_REDIRECT": "0", "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
-           "STORAGE_ROOT": str(storage), "THROTTLE_RUNS": "1000000/hour", "LOG_LEVEL": "ERROR",
-           "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")}
-    os.environ.update(env)
-    import psycopg
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
-        conn.execute(f'CREATE DATABASE "{DB}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+    fresh_database(DB, storage, THROTTLE_RUNS="1000000/hour")
     import django
     django.setup()
     token, run_id, history = populate(storage)

@@ -86,3 +86,32 @@ def most_popular_metrics(train: Split, split: Split, num_items: int, cutoffs=CUT
     counts = torch.as_tensor(np.bincount(train.next, minlength=num_items), dtype=torch.float64)
     scores = counts.unsqueeze(0).expand(len(split), -1)
     return metrics_from_ranks(target_ranks(scores, torch.as_tensor(split.next)), cutoffs)
+
+
+@torch.no_grad()
+def topk_overlap(model, split: Split, teacher_ids: np.ndarray, k: int = 20, batch_size: int = 256,
+                 device=None) -> float:
+    """Mean share of the teacher's top-k items that the student also ranks in its top-k, over the
+    split's instances (the first len(teacher_ids) of them): how much of the teacher's ranking the
+    student reproduces. k is capped by the teacher's list length."""
+    rows = min(len(split), len(teacher_ids))
+    k = min(k, teacher_ids.shape[1]) if teacher_ids.ndim == 2 else 0
+    if rows == 0 or k == 0:
+        return float("nan")
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    seq = torch.as_tensor(split.seq[:rows], device=device)
+    len_seq = torch.as_tensor(split.len_seq[:rows], device=device)
+    teacher = torch.as_tensor(np.ascontiguousarray(teacher_ids[:rows, :k]), device=device)
+    shared = torch.zeros((), dtype=torch.float64)
+    table = model.item_embedding.frozen_table() if hasattr(model, "item_embedding") else contextlib.nullcontext()
+    try:
+        with table:
+            for start in range(0, rows, batch_size):
+                end = start + batch_size
+                top = model(seq[start:end], len_seq[start:end]).topk(k, dim=1).indices
+                shared += (top.unsqueeze(2) == teacher[start:end].unsqueeze(1)).any(2).sum().double().cpu()
+    finally:
+        model.train(was_training)
+    return float(shared / (rows * k))

@@ -84,7 +84,8 @@ def main() -> int:
                 print(f"  {run['status']:<9} {run['progress'] * 100:5.1f}%  {run['stage_message']}", flush=True)
                 shown = (run["stage_message"], run["progress"])
         print(report(run))
-        print(f"\nweb: {URL}/api/docs/ (user demo, password {password}); API token: {token}\n"
+        print(f"\ndashboard: {URL}/runs/{run['id']}/ (log in as demo, password {password})\n"
+              f"API: {URL}/api/docs/, token {token}\n"
               f"logs: {logs}; Ctrl-C stops the server and the worker", flush=True)
         if os.environ.get("DEMO_EXIT") == "1":
             stop()

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -76,8 +77,21 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = STORAGE_ROOT / "static"
+# Static files (the dashboard's CSS, JS and its vendored chart library) are served by the app
+# itself through WhiteNoise: from STATIC_ROOT after `collectstatic` (the images), else from the
+# apps' static folders (a checkout). Nothing is fetched from a CDN.
+STATIC_ROOT = env_path("STATIC_ROOT", STORAGE_ROOT / "static")
+STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
+WHITENOISE_USE_FINDERS = True
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)   # WhiteNoise warns about a missing one
+except OSError:
+    pass
+WHITENOISE_MAX_AGE = 3600
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 UPLOAD_MAX_MB = env_int("UPLOAD_MAX_MB", 200, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024          # non-file request bodies
@@ -118,11 +132,12 @@ CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_TIME_LIMIT + 3600}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker = STORAGE_ROOT / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS.update({"data_folder_in": str(_broker / "queue"),
                                             "data_folder_out": str(_broker / "queue"),
                                             "processed_folder": str(_broker / "processed"),
+                                            "control_folder": str(_broker / "control"),
                                             "store_processed": False})
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from webapp.studio import api
+from webapp.studio import api, views
 
 router = DefaultRouter()
 router.register("datasets", api.DatasetViewSet, basename="dataset")
@@ -15,6 +15,18 @@ urlpatterns = [
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", views.overview, name="overview"),
+    path("runs/", views.run_list, name="run-list"),
+    path("runs/new/", views.run_new, name="run-new"),
+    path("runs/compare/", views.run_compare, name="run-compare"),
+    path("runs/live/", views.run_live, name="run-live"),
+    path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+    re_path(r"^runs/(?P<pk>[0-9]+)/(?P<action>cancel|retry|delete)/$", views.run_action, name="run-action"),
+    path("runs/<int:pk>/artifacts/<int:artifact>/", views.artifact_download, name="artifact-download"),
+    path("datasets/", views.dataset_list, name="dataset-list"),
+    path("datasets/upload/", views.dataset_upload, name="dataset-upload"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
+    path("accounts/", views.account, name="account"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from distill.evaluate import (evaluate, metrics_from_ranks, most_popular_metrics, target_ranks,
-                              teacher_metrics)
+                              teacher_metrics, topk_overlap)
 from factories import chain_dataset
 
 
@@ -74,3 +74,32 @@ def test_most_popular_baseline():
     top1 = np.argsort(-counts, kind="stable")[0]
     if (counts == counts[top1]).sum() == 1:
         assert m["hr@1"] == pytest.approx(np.mean(data.test.next == top1))
+
+
+class Fixed(torch.nn.Module):
+    """Scores items by a fixed order: item i gets -rank_of[i], the same for every history."""
+
+    def __init__(self, order):
+        super().__init__()
+        self.scores = torch.zeros(len(order))
+        self.scores[torch.as_tensor(order)] = -torch.arange(len(order), dtype=torch.float32)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, seq, len_seq):
+        return self.scores.expand(seq.shape[0], -1)
+
+
+def test_topk_overlap_is_the_share_of_the_teachers_list_the_student_also_ranks_top():
+    data = chain_dataset(seed=1)
+    split = data.test
+    order = np.arange(data.num_items)[::-1].copy()               # student: 39, 38, 37, ...
+    student = Fixed(order)
+    same = np.tile(order[:5], (len(split), 1))
+    assert topk_overlap(student, split, same, k=5, batch_size=3) == pytest.approx(1.0)
+    half = np.tile(np.r_[order[:2], order[10:13]], (len(split), 1))  # 2 of 5 shared
+    assert topk_overlap(student, split, half, k=5) == pytest.approx(0.4)
+    disjoint = np.tile(order[-5:], (len(split), 1))
+    assert topk_overlap(student, split, disjoint, k=5) == 0.0
+    # k is capped by the teacher's list; a --limit teacher covers only its first rows.
+    assert topk_overlap(student, split, same[:4, :3], k=20) == pytest.approx(1.0)
+    assert student.training

@@ -40,6 +40,12 @@ def test_a_run_goes_from_upload_to_metrics_and_recommendations(worker, client, m
     assert EpochMetric.objects.filter(run=run, role="baseline").count() == 2
     curves = client.get(f"/api/runs/{run.pk}/curves/").json()["curves"]
     assert {c["role"] for c in curves} == {"baseline", "distilled"}
+    # What the dashboard shows: stage timings, the teacher/student top-20 overlap, the log.
+    assert set(run.stage_times) == set(Run.STAGES) and all(t["seconds"] > 0 for t in run.stage_times.values())
+    overlap = run.analysis["overlap"]
+    assert overlap["k"] == 20 and 0 <= overlap["baseline"] <= 1 and 0 <= overlap["distilled"] <= 1
+    log = [e.message for e in run.events.all()]
+    assert log[0] == "teacher: started (attempt 1)" and log[-1] == "run succeeded"
 
     recommended = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["50", "172", "181"], "k": 5},
                               format="json")

@@ -339,50 +339,22 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         serializer = RunCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        run = Run.objects.create(owner=request.user, dataset=data["dataset"], name=data["name"], tags=data["tags"],
-                                 config=data["config"], heartbeat=timezone.now())
-        _launch(run)
+        run = create_run(request.user, data["dataset"], data["name"], data["config"], data["tags"])
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        run = self.get_object()
-        if run.status in (Run.Status.QUEUED, Run.Status.RUNNING):
-            raise ValidationError({"detail": f"run {run.pk} is {run.status}; cancel it first"})
-        from webapp.studio.pipeline import run_dir
-        directory = run_dir(run)
-        run.delete()
-        shutil.rmtree(directory, ignore_errors=True)
-        _students.pop(run.pk)
+        delete_run(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        run = self.get_object()
-        with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=run.pk)
-            if run.status in Run.FINISHED:
-                raise ValidationError({"detail": f"run {run.pk} is already {run.status}"})
-            run.cancel_requested = True
-            if run.status == Run.Status.QUEUED and not run.started_at:
-                run.status, run.finished_at, run.error = Run.Status.CANCELLED, timezone.now(), "cancelled while queued"
-            run.save()
-        return Response(RunSerializer(run).data)
+        return Response(RunSerializer(cancel_run(self.get_object())).data)
 
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        run = self.get_object()
-        with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=run.pk)
-            if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
-                raise ValidationError({"detail": f"run {run.pk} is {run.status}; only failed or cancelled runs "
-                                                 "can be retried"})
-            run.status, run.error, run.cancel_requested, run.attempts = Run.Status.QUEUED, "", False, 0
-            run.finished_at, run.heartbeat = None, timezone.now()
-            run.save()
-        _launch(run, run.stage or Run.STAGES[0])
-        return Response(RunSerializer(run).data)
+        return Response(RunSerializer(retry_run(self.get_object())).data)
 
     @extend_schema(parameters=[OpenApiParameter("ids", str, description="comma-separated run ids")],
                    responses=inline_serializer("Comparison", {"runs": serializers.ListField()}))
@@ -430,6 +402,52 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             raise ValidationError({"k": "a whole number in 1..1000"})
         items, scores = _students.get(run).recommend([str(h) for h in history], k)
         return Response({"items": items, "scores": scores})
+
+
+def cancel_run(run: Run) -> Run:
+    """Ask a queued or running run to stop (a queued one stops at once); ValidationError if finished."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status in Run.FINISHED:
+            raise ValidationError({"detail": f"run {run.pk} is already {run.status}"})
+        run.cancel_requested = True
+        if run.status == Run.Status.QUEUED and not run.started_at:
+            run.status, run.finished_at, run.error = Run.Status.CANCELLED, timezone.now(), "cancelled while queued"
+        run.save()
+    return run
+
+
+def retry_run(run: Run) -> Run:
+    """Start a failed or cancelled run again from the stage it stopped in (finished stages are kept)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
+            raise ValidationError({"detail": f"run {run.pk} is {run.status}; only failed or cancelled runs "
+                                             "can be retried"})
+        run.status, run.error, run.cancel_requested, run.attempts = Run.Status.QUEUED, "", False, 0
+        run.finished_at, run.heartbeat = None, timezone.now()
+        run.save()
+    _launch(run, run.stage or Run.STAGES[0])
+    return run
+
+
+def create_run(user, dataset: Dataset, name: str, config: dict, tags: list[str]) -> Run:
+    """A validated run row, enqueued once committed."""
+    run = Run.objects.create(owner=user, dataset=dataset, name=name, tags=tags, config=config,
+                             heartbeat=timezone.now())
+    _launch(run)
+    return run
+
+
+def delete_run(run: Run) -> None:
+    """Delete a finished run with its files; ValidationError while it is queued or running."""
+    if run.status in (Run.Status.QUEUED, Run.Status.RUNNING):
+        raise ValidationError({"detail": f"run {run.pk} is {run.status}; cancel it first"})
+    from webapp.studio.pipeline import run_dir
+    directory = run_dir(run)
+    run.delete()
+    shutil.rmtree(directory, ignore_errors=True)
+    _students.pop(run.pk)
 
 
 def _launch(run: Run, stage: str | None = None) -> None:

@@ -60,6 +60,10 @@ class Run(models.Model):
     task_id = models.CharField(max_length=100, blank=True)
     cancel_requested = models.BooleanField(default=False)
     heartbeat = models.DateTimeField(null=True, blank=True)
+    # {stage: {"started": iso time, "finished": iso time, "seconds": s}} for the dashboard's stage table
+    stage_times = models.JSONField(default=dict, blank=True)
+    # analyses computed after training, e.g. {"overlap@20": {"baseline": 0.31, "distilled": 0.52}}
+    analysis = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -70,6 +74,18 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} {self.name} ({self.status})"
+
+
+class RunEvent(models.Model):
+    """One line of a run's log: stage starts and ends, progress messages, errors (the log tail)."""
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    stage = models.CharField(max_length=20, blank=True)
+    level = models.CharField(max_length=10, default="info")   # info | error
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["at", "id"]
 
 
 class EpochMetric(models.Model):

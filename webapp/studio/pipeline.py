@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from distill.errors import DistillError
-from webapp.studio.models import Artifact, Dataset, EpochMetric, Latency, Metric, Run, TeacherCacheEntry
+from webapp.studio.models import Artifact, Dataset, EpochMetric, Latency, Metric, Run, RunEvent, TeacherCacheEntry
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ def execute_stage(run_id: int, stage: str, task_id: str = ""):
         run.heartbeat = timezone.now()
         run.task_id = task_id
         run.stage_message = f"{stage}: started (attempt {run.attempts})"
+        run.stage_times = {**run.stage_times, stage: {"started": timezone.now().isoformat()}}
         run.save()
+        event(run.pk, stage, run.stage_message)
     from distill.train import Cancelled
     try:
         STAGE_FUNCTIONS[stage](run, _Reporter(run, stage))
@@ -158,6 +160,7 @@ def execute_stage(run_id: int, stage: str, task_id: str = ""):
             return None
         run.progress = sum(WEIGHTS[s] for s in STAGES[:position + 1])
         run.heartbeat = timezone.now()
+        _stage_finished(run, stage)
         if position + 1 == len(STAGES):
             _finish(run, Run.Status.SUCCEEDED, "")
             return None
@@ -167,7 +170,28 @@ def execute_stage(run_id: int, stage: str, task_id: str = ""):
         return run.stage
 
 
+def event(run_id: int, stage: str, message: str, level: str = "info") -> None:
+    """One line of the run's log (the dashboard's log tail)."""
+    RunEvent.objects.create(run_id=run_id, stage=stage, message=message[:2000], level=level)
+
+
+def _stage_finished(run: Run, stage: str) -> None:
+    times = dict(run.stage_times.get(stage) or {})
+    now = timezone.now()
+    times["finished"] = now.isoformat()
+    if times.get("started"):
+        from datetime import datetime
+        times["seconds"] = round((now - datetime.fromisoformat(times["started"])).total_seconds(), 3)
+    run.stage_times = {**run.stage_times, stage: times}
+    event(run.pk, stage, f"{stage}: finished" + (f" in {times['seconds']:.1f} s" if "seconds" in times else ""))
+
+
 def _finish(run: Run, status: str, error: str) -> None:
+    if status == Run.Status.SUCCEEDED:
+        event(run.pk, "", "run succeeded")
+    else:
+        event(run.pk, run.stage, f"run {status}: {error}" if error else f"run {status}",
+              level="error" if status == Run.Status.FAILED else "info")
     run.status = status
     run.error = error if status != Run.Status.SUCCEEDED else ""
     run.finished_at = timezone.now()
@@ -188,6 +212,7 @@ class _Reporter:
 
     def message(self, text: str) -> None:
         Run.objects.filter(pk=self.run_id).update(stage_message=text[:300], heartbeat=timezone.now())
+        event(self.run_id, self.stage, text)
 
     def callbacks(self, role: str):
         from distill.train import Callbacks
@@ -349,6 +374,7 @@ def stage_latency(run: Run, reporter: _Reporter) -> None:
         Latency.objects.update_or_create(run=run, role=role, defaults={
             "device": result["device"], "batch_size": result["batch_size"], "p50_ms": result["p50_ms"],
             "p95_ms": result["p95_ms"], "throughput": result["throughput"]})
+    _record_overlap(run, dataset)
     teacher_latency = teacher_dir(run) / "latency.json"
     if teacher_latency.is_file():
         result = read_json(teacher_latency)
@@ -358,6 +384,29 @@ def stage_latency(run: Run, reporter: _Reporter) -> None:
     for split in ("val", "test"):
         _store_metrics(run, "most_popular", split,
                        most_popular_metrics(dataset.train, dataset.split(split), dataset.num_items))
+
+
+def _record_overlap(run: Run, dataset) -> None:
+    """How much of the teacher's test top-20 each student reproduces in its own top-20."""
+    import math
+
+    from safetensors.numpy import load_file
+
+    from distill.evaluate import topk_overlap
+    from distill.teacher.artifacts import RANKS_FILE
+    from distill.train import TrainedStudent
+    ranks = teacher_dir(run) / RANKS_FILE
+    if not ranks.is_file():
+        return
+    teacher_ids = load_file(str(ranks))["test_ids"]
+    overlap = {}
+    for role in ("baseline", "distilled"):
+        value = topk_overlap(TrainedStudent.load(run_dir(run) / role).model, dataset.test, teacher_ids, k=20)
+        if not math.isnan(value):
+            overlap[role] = round(value, 6)
+    k = min(20, int(teacher_ids.shape[1])) if teacher_ids.ndim == 2 else 20
+    Run.objects.filter(pk=run.pk).update(analysis={**Run.objects.get(pk=run.pk).analysis,
+                                                   "overlap": {"k": k, **overlap}})
 
 
 STAGE_FUNCTIONS = {"teacher": stage_teacher, "baseline": stage_baseline, "distilled": stage_distilled,

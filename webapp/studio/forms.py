@@ -1,0 +1,217 @@
+"""The dashboard's forms. The new-run form is generated from the run config schema
+(`distill.config.TrainConfig`: its fields, defaults and one-line comments) and the teacher
+backends' options, and validated by the same `validate_config` as the REST API, so the two never
+disagree on what a valid run is."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+from functools import lru_cache
+
+from django import forms
+from rest_framework import serializers
+
+from webapp.studio.models import Dataset
+from webapp.studio.pipeline import TEACHER_BACKENDS, validate_config
+
+# TrainConfig's fields after this comment belong to the `distill` section of a run, the rest to `train`.
+DISTILL_SECTION_STARTS = "lam"
+CHOICES = {
+    "selection": ("val", "test"),
+    "confidence": ("candidate", "paper"),
+    "dro_weighting": ("instance", "official"),
+    "projector": ("linear", "mlp"),
+    "distill_precision": ("auto", "bf16", "fp32"),
+    "device": None,  # free text: auto | cpu | cuda | cuda:N
+}
+# Shown outside the "advanced" fold: what most runs change.
+COMMON = {"epochs", "patience", "batch_size", "lr", "hidden", "seed", "device", "lam", "candidate_k", "ed_weight"}
+TEACHER_HELP = {
+    "backend": "semantic: a sentence encoder over titles (fast, CPU); titles: TF-IDF of titles; "
+               "hf / vllm: BIGRec, a (LoRA-tuned) LLM that writes the next title, grounded to items",
+    "model": "local model directory; empty = the backend's default (all-MiniLM-L6-v2 / SmolLM2-135M)",
+    "adapter": "LoRA adapter directory from `distill teacher finetune` (hf / vllm only)",
+    "k": "length of the teacher's ranked list per instance (the student uses the first candidate_k)",
+    "shards": "hf / vllm: split teacher inference into this many tasks on the gpu queue",
+    "exclude_history": "drop items the user has already seen from the teacher's list",
+    "extra": "other teacher options as a JSON object, e.g. {\"beams\": 4, \"batch\": 16}",
+}
+TEACHER_FIELDS = ("model", "adapter", "k", "shards", "exclude_history")
+
+
+@lru_cache(maxsize=1)
+def config_schema() -> list[dict]:
+    """[{name, section, type, default, help, choices}] for every TrainConfig option but `student`,
+    with the one-line help taken from the schema's own comments."""
+    from distill.config import TrainConfig
+    source = inspect.getsource(TrainConfig)
+    comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", source, flags=re.M))
+    schema, section = [], "train"
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == DISTILL_SECTION_STARTS:
+            section = "distill"
+        if field.name == "student":
+            continue
+        schema.append({"name": field.name, "section": section, "type": field.type.replace(" ", ""),
+                       "default": field.default, "help": comments.get(field.name, ""),
+                       "choices": CHOICES.get(field.name), "common": field.name in COMMON})
+    return schema
+
+
+def default_config(student: str = "sasrec") -> dict:
+    from distill.config import TrainConfig
+    return TrainConfig(student=student).to_dict()
+
+
+class RunForm(forms.Form):
+    """name, dataset, tags, student, teacher_*, then train__<option> / distill__<option> for every option."""
+
+    name = forms.CharField(max_length=200, help_text="a name to find the run by")
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), help_text="a ready dataset of yours")
+    tags = forms.CharField(required=False, max_length=500, help_text="comma-separated, e.g. sweep-1, ml100k")
+    student = forms.ChoiceField(choices=[], initial="sasrec",
+                                help_text="the sequential recommender to distil into")
+    teacher_backend = forms.ChoiceField(choices=[(b, b) for b in TEACHER_BACKENDS], initial="semantic",
+                                        label="Teacher backend", help_text=TEACHER_HELP["backend"])
+    teacher_model = forms.CharField(required=False, max_length=500, label="Teacher model",
+                                    help_text=TEACHER_HELP["model"])
+    teacher_adapter = forms.CharField(required=False, max_length=500, label="Teacher adapter",
+                                      help_text=TEACHER_HELP["adapter"])
+    teacher_k = forms.IntegerField(initial=20, min_value=1, max_value=1000, label="Teacher list length k",
+                                   help_text=TEACHER_HELP["k"])
+    teacher_shards = forms.IntegerField(initial=1, min_value=1, max_value=64, label="Teacher shards",
+                                        help_text=TEACHER_HELP["shards"])
+    teacher_exclude_history = forms.BooleanField(required=False, label="Teacher excludes history",
+                                                 help_text=TEACHER_HELP["exclude_history"])
+    teacher_extra = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                                    label="Other teacher options (JSON)", help_text=TEACHER_HELP["extra"])
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        from distill.config import STUDENTS
+        self.fields["dataset"].queryset = Dataset.objects.filter(owner=user, status=Dataset.Status.READY)
+        self.fields["student"].choices = [(s, s) for s in STUDENTS]
+        self.option_fields = []
+        for option in config_schema():
+            name = f"{option['section']}__{option['name']}"
+            self.fields[name] = _option_field(option)
+            self.option_fields.append((name, option))
+
+    def groups(self) -> list[tuple[str, str, list]]:
+        """(title, id, [bound fields]) in the order the page shows them."""
+        pick = lambda names: [self[n] for n in names]  # noqa: E731
+        train = [(n, o) for n, o in self.option_fields if o["section"] == "train"]
+        distill = [(n, o) for n, o in self.option_fields if o["section"] == "distill"]
+        return [
+            ("Run", "run", pick(["name", "dataset", "tags", "student"])),
+            ("Teacher", "teacher", pick(["teacher_backend", "teacher_model", "teacher_adapter", "teacher_k",
+                                         "teacher_shards", "teacher_exclude_history", "teacher_extra"])),
+            ("Training", "train", pick([n for n, o in train if o["common"]])),
+            ("Distillation", "distill", pick([n for n, o in distill if o["common"]])),
+            ("Advanced training", "train-advanced", pick([n for n, o in train if not o["common"]])),
+            ("Advanced distillation", "distill-advanced", pick([n for n, o in distill if not o["common"]])),
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        backend = data["teacher_backend"]
+        allowed = TEACHER_BACKENDS[backend]
+        teacher: dict = {"backend": backend}
+        extra = {}
+        if data.get("teacher_extra", "").strip():
+            try:
+                extra = json.loads(data["teacher_extra"])
+            except json.JSONDecodeError as exc:
+                self.add_error("teacher_extra", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+                return data
+            if not isinstance(extra, dict):
+                self.add_error("teacher_extra", "must be a JSON object, e.g. {\"beams\": 4}")
+                return data
+        values = {"model": data.get("teacher_model") or None, "adapter": data.get("teacher_adapter") or None,
+                  "k": data.get("teacher_k"), "shards": data.get("teacher_shards"),
+                  "exclude_history": data.get("teacher_exclude_history")}
+        defaults = {"k": 20, "shards": 1, "exclude_history": False}
+        for key, value in values.items():
+            if value is None or value == defaults.get(key):
+                continue
+            if key not in allowed:
+                self.add_error(f"teacher_{key}", f"the {backend} teacher takes no {key} option")
+                continue
+            teacher[key] = value
+        if "k" in allowed:
+            teacher["k"] = values["k"] or 20
+        for key, value in extra.items():
+            if key in teacher and key != "backend":
+                self.add_error("teacher_extra", f"{key!r} has its own field above")
+            teacher[key] = value
+        if self.errors:
+            return data
+        sections: dict[str, dict] = {"train": {}, "distill": {}}
+        for name, option in self.option_fields:
+            value = data.get(name)
+            if option["type"].startswith("str") and value == "":
+                value = option["default"]
+            if value != option["default"] and not (value is None and option["default"] is None):
+                sections[option["section"]][option["name"]] = value
+        try:
+            data["config"] = validate_config(data["student"], teacher, sections["distill"], sections["train"])
+        except ValueError as exc:
+            field, message = exc.args if len(exc.args) == 2 else ("config", str(exc))
+            self.add_error(self._field_for(field, message), message)
+        tags = [t.strip() for t in data.get("tags", "").split(",") if t.strip()]
+        if len(tags) > 20 or any(len(t) > 50 for t in tags):
+            self.add_error("tags", "at most 20 tags of at most 50 characters each")
+        data["tag_list"] = tags
+        return data
+
+    def _field_for(self, section: str, message: str) -> str | None:
+        """The form field an error message is about: `lr=-1: must be > 0` -> train__lr."""
+        if section == "teacher":
+            for key in TEACHER_FIELDS:
+                if re.search(rf"\b{key}\b", message):
+                    return f"teacher_{key}"
+            return "teacher_extra" if "option" in message else "teacher_backend"
+        if section == "student":
+            section = None
+        for token in re.findall(r"[a-z_]+", message):
+            for candidate in ((f"{section}__{token}",) if section else ("train__" + token, "distill__" + token)):
+                if candidate in self.fields:
+                    return candidate
+        return "student" if section is None else None
+
+
+def _option_field(option: dict) -> forms.Field:
+    kind, default = option["type"], option["default"]
+    label = option["name"].replace("_", " ")
+    common = {"label": label, "help_text": option["help"], "initial": default}
+    if option["choices"]:
+        return forms.ChoiceField(choices=[(c, c) for c in option["choices"]], **common)
+    if kind.startswith("bool"):
+        return forms.BooleanField(required=False, **common)
+    if kind.startswith("int"):
+        return forms.IntegerField(**common)
+    if kind.startswith("float"):
+        return forms.FloatField(required="None" not in kind, **common)
+    return forms.CharField(max_length=200, required=False, **common)
+
+
+class DatasetUploadForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="a name to find the dataset by")
+    format = forms.ChoiceField(choices=[("movielens", "MovieLens (u.data + u.item, ratings.dat + movies.dat)"),
+                                        ("csv", "CSV (user,item,timestamp + item,title)"),
+                                        ("recbole", "RecBole atomic files (.inter + .item)"),
+                                        ("reference", "DLLM2Rec reference splits")],
+                               help_text="the layout of the files below")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The files the API takes, with the API's help texts (one list of roles for both).
+        from webapp.studio.api import DatasetUploadSerializer
+        for role, field in DatasetUploadSerializer().fields.items():
+            if isinstance(field, serializers.FileField):
+                self.fields[role] = forms.FileField(required=False, help_text=field.help_text)

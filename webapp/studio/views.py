@@ -1,0 +1,460 @@
+"""The dashboard: server-rendered pages over the same models, scoping and run logic as the REST
+API. Every page needs a login; every object is looked up among the user's own (another user's run
+or dataset is a 404). Charts get their data through `json_script`, drawn by the vendored Chart.js."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, F, FloatField, OuterRef, Subquery
+from django.db.models.functions import NullIf
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError as ApiValidationError
+
+from webapp.studio import api
+from webapp.studio.forms import DatasetUploadForm, RunForm, config_schema
+from webapp.studio.models import Artifact, Dataset, EpochMetric, Metric, Run, RunEvent
+
+ROLES = ("teacher", "baseline", "distilled", "most_popular")
+ROLE_LABELS = {"teacher": "Teacher (LLM)", "baseline": "Student, plain", "distilled": "Student, distilled",
+               "most_popular": "Most popular"}
+CUTOFFS = (1, 5, 10, 20, 50)
+SORTS = {"id": "id", "name": "name", "dataset": "dataset__name", "status": "status", "student": "config__student",
+         "teacher": "config__teacher__backend", "created": "created_at", "ndcg": "distilled_ndcg", "gain": "gain"}
+PAGE_SIZE = 50
+
+
+def _test_metric(role: str, metric: str = "ndcg", k: int = 20) -> Subquery:
+    return Subquery(Metric.objects.filter(run=OuterRef("pk"), role=role, split="test", metric=metric, k=k)
+                    .values("value")[:1], output_field=FloatField())
+
+
+def runs_with_scores(user):
+    """The user's runs with the distilled student's test NDCG@20 and its gain over the plain student (%)."""
+    return (Run.objects.filter(owner=user).select_related("dataset")
+            .annotate(distilled_ndcg=_test_metric("distilled"), baseline_ndcg=_test_metric("baseline"))
+            .annotate(gain=(F("distilled_ndcg") - F("baseline_ndcg")) * 100.0 / NullIf(F("baseline_ndcg"), 0.0)))
+
+
+def _filter_tag(runs, tag: str):
+    if connection.vendor == "postgresql":
+        return runs.filter(tags__contains=[tag])
+    return runs.filter(tags__icontains=f'"{tag}"')
+
+
+# ----------------------------------------------------------------------------- overview
+
+@login_required
+def overview(request):
+    runs = Run.objects.filter(owner=request.user)
+    counts = dict(runs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    recent = list(runs_with_scores(request.user).order_by("-created_at", "-id")[:8])
+    best = (runs_with_scores(request.user).filter(status=Run.Status.SUCCEEDED, distilled_ndcg__isnull=False)
+            .order_by(F("distilled_ndcg").desc(nulls_last=True))[:5])
+    return render(request, "studio/overview.html", {
+        "counts": [(s, counts.get(s, 0)) for s in Run.Status.values], "total": sum(counts.values()),
+        "recent": recent, "best": list(best), "datasets": Dataset.objects.filter(owner=request.user).count(),
+        "live_ids": [r.pk for r in recent if r.status not in Run.FINISHED]})
+
+
+# ----------------------------------------------------------------------------- runs
+
+@login_required
+def run_list(request):
+    params = request.GET
+    runs = runs_with_scores(request.user)
+    filters = {}
+    if params.get("status") in Run.Status.values:
+        runs, filters["status"] = runs.filter(status=params["status"]), params["status"]
+    if params.get("dataset", "").isdigit():
+        runs, filters["dataset"] = runs.filter(dataset_id=int(params["dataset"])), int(params["dataset"])
+    if params.get("student"):
+        runs, filters["student"] = runs.filter(config__student=params["student"]), params["student"]
+    if params.get("teacher"):
+        runs, filters["teacher"] = runs.filter(config__teacher__backend=params["teacher"]), params["teacher"]
+    if params.get("tag"):
+        runs, filters["tag"] = _filter_tag(runs, params["tag"]), params["tag"]
+    if params.get("q"):
+        runs, filters["q"] = runs.filter(name__icontains=params["q"]), params["q"]
+    sort = params.get("sort", "-created")
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        sort, key = "-created", "created"
+    field = F(SORTS[key])
+    runs = runs.order_by(field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True), "-id")
+    page = Paginator(runs, PAGE_SIZE).get_page(params.get("page"))
+    from distill.config import STUDENTS
+    from webapp.studio.pipeline import TEACHER_BACKENDS
+    columns = [("id", "#"), ("name", "Name"), ("dataset", "Dataset"), ("student", "Student"),
+               ("teacher", "Teacher"), ("status", "Status"), ("ndcg", "NDCG@20"), ("gain", "Gain"),
+               ("created", "Created")]
+    return render(request, "studio/run_list.html", {
+        "page": page, "filters": filters, "sort": sort, "columns": columns,
+        "statuses": Run.Status.values, "students": STUDENTS, "teachers": list(TEACHER_BACKENDS),
+        "datasets": Dataset.objects.filter(owner=request.user).only("id", "name"),
+        "live_ids": [r.pk for r in page if r.status not in Run.FINISHED]})
+
+
+@login_required
+def run_new(request):
+    initial = {}
+    if request.method == "GET" and request.GET.get("from", "").isdigit():
+        source = get_object_or_404(Run, pk=int(request.GET["from"]), owner=request.user)
+        initial = _initial_from(source)
+    elif request.method == "GET" and request.GET.get("dataset", "").isdigit():
+        initial = {"dataset": int(request.GET["dataset"])}
+    form = RunForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        run = api.create_run(request.user, data["dataset"], data["name"], data["config"], data["tag_list"])
+        messages.success(request, f"Run {run.pk} queued.")
+        return redirect("run-detail", run.pk)
+    has_datasets = Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY).exists()
+    return render(request, "studio/run_new.html", {"form": form, "has_datasets": has_datasets},
+                  status=400 if request.method == "POST" else 200)
+
+
+def _initial_from(run: Run) -> dict:
+    """The form's initial values from an existing run (\"run again with changes\")."""
+    config = run.config
+    teacher = dict(config.get("teacher", {}))
+    initial = {"name": f"{run.name} (copy)", "dataset": run.dataset_id, "tags": ", ".join(run.tags),
+               "student": config.get("student", "sasrec"), "teacher_backend": teacher.pop("backend", "semantic")}
+    for key in ("model", "adapter", "k", "shards", "exclude_history"):
+        if key in teacher:
+            initial[f"teacher_{key}"] = teacher.pop(key)
+    if teacher:
+        import json
+        initial["teacher_extra"] = json.dumps(teacher)
+    for section in ("train", "distill"):
+        for key, value in (config.get(section) or {}).items():
+            initial[f"{section}__{key}"] = value
+    return initial
+
+
+@login_required
+def run_detail(request, pk: int):
+    run = get_object_or_404(Run.objects.select_related("dataset"), pk=pk, owner=request.user)
+    values = {(m.role, m.split, m.metric, m.k): m.value for m in run.metrics.all()}
+    cutoffs = sorted({k for (_, split, _, k) in values if split == "test"})
+    table = []
+    for role in ROLES:
+        row = [values.get((role, "test", metric, k)) for k in cutoffs for metric in ("hr", "ndcg")]
+        if any(v is not None for v in row):
+            table.append({"role": role, "label": ROLE_LABELS[role], "values": row})
+    gain = [_gain(values.get(("distilled", "test", metric, k)), values.get(("baseline", "test", metric, k)))
+            for k in cutoffs for metric in ("hr", "ndcg")]
+    retained = [_ratio(values.get(("distilled", "test", metric, k)), values.get(("teacher", "test", metric, k)))
+                for k in cutoffs for metric in ("hr", "ndcg")]
+    latency = {row.role: row for row in run.latency.all()}
+    speedup = None
+    if "teacher" in latency and "distilled" in latency and latency["distilled"].p50_ms > 0:
+        speedup = latency["teacher"].p50_ms / latency["distilled"].p50_ms
+    events = list(RunEvent.objects.filter(run=run).order_by("-at", "-id")[:50])[::-1]
+    return render(request, "studio/run_detail.html", {
+        "run": run, "stages": _stages(run), "cutoffs": cutoffs, "table": table, "gain": gain,
+        "retained": retained, "has_teacher": any(r["role"] == "teacher" for r in table),
+        "latency": [latency[r] for r in ("teacher", "baseline", "distilled") if r in latency],
+        "speedup": speedup, "overlap": run.analysis.get("overlap"),
+        "artifacts": [{"pk": a.pk, "kind": a.kind, "name": Path(a.path).name, "size": a.size, "sha256": a.sha256}
+                      for a in run.artifacts.order_by("kind", "path")],
+        "events": events, "config": run.config,
+        "chart_data": {"curves": _curves(run), "latency": [
+            {"role": r, "label": ROLE_LABELS[r], "p50": latency[r].p50_ms, "p95": latency[r].p95_ms}
+            for r in ("teacher", "baseline", "distilled") if r in latency]},
+        "live": run.status not in Run.FINISHED,
+    })
+
+
+def _gain(new, old):
+    return None if new is None or old is None or old == 0 else (new - old) / old * 100
+
+
+def _ratio(new, ref):
+    return None if new is None or ref is None or ref == 0 else new / ref * 100
+
+
+def _curves(run: Run) -> list[dict]:
+    """One series per (role, lambda): loss and val NDCG@20 per epoch."""
+    series: dict = {}
+    for row in EpochMetric.objects.filter(run=run).order_by("role", "lam", "epoch"):
+        key = (row.role, row.lam)
+        label = ROLE_LABELS.get(row.role, row.role) + (f", λ={row.lam:g}" if row.lam is not None else "")
+        entry = series.setdefault(key, {"role": row.role, "label": label, "epoch": [], "loss": [], "ndcg": []})
+        entry["epoch"].append(row.epoch)
+        entry["loss"].append(row.loss)
+        entry["ndcg"].append((row.val or {}).get("ndcg@20"))
+    return list(series.values())
+
+
+def _stages(run: Run) -> list[dict]:
+    out = []
+    current = Run.STAGES.index(run.stage) if run.stage in Run.STAGES else -1
+    for index, stage in enumerate(Run.STAGES):
+        times = run.stage_times.get(stage) or {}
+        if "finished" in times or (run.status == Run.Status.SUCCEEDED):
+            state = "done"
+        elif index == current and run.status == Run.Status.RUNNING:
+            state = "running"
+        elif index == current and run.status in (Run.Status.FAILED, Run.Status.CANCELLED):
+            state = run.status
+        else:
+            state = "pending"
+        out.append({"name": stage, "state": state, "started": times.get("started"),
+                    "seconds": times.get("seconds")})
+    return out
+
+
+@login_required
+@require_GET
+def run_live(request):
+    """Status and progress of the user's runs ?ids=1,2 (the pages poll this while runs are live)."""
+    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()][:200]
+    rows = (Run.objects.filter(owner=request.user, pk__in=ids).annotate(epoch_count=Count("epochs"))
+            .values("id", "status", "progress", "stage", "stage_message", "epoch_count"))
+    return JsonResponse({"runs": list(rows)})
+
+
+@login_required
+@require_POST
+def run_action(request, pk: int, action: str):
+    run = get_object_or_404(Run, pk=pk, owner=request.user)
+    try:
+        if action == "cancel":
+            api.cancel_run(run)
+            messages.success(request, f"Run {pk}: cancel requested.")
+        elif action == "retry":
+            api.retry_run(run)
+            messages.success(request, f"Run {pk} queued again.")
+        elif action == "delete":
+            api.delete_run(run)
+            messages.success(request, f"Run {pk} deleted.")
+            return redirect("run-list")
+        else:
+            raise Http404(action)
+    except ApiValidationError as exc:
+        detail = exc.detail.get("detail", exc.detail) if isinstance(exc.detail, dict) else exc.detail
+        messages.error(request, str(detail[0] if isinstance(detail, list) else detail))
+    return redirect("run-detail", pk)
+
+
+@login_required
+def artifact_download(request, pk: int, artifact: int):
+    row = get_object_or_404(Artifact, pk=artifact, run_id=pk, run__owner=request.user)
+    path = Path(row.path).resolve()
+    root = Path(settings.STORAGE_ROOT).resolve()
+    if root not in path.parents or not path.is_file():
+        raise Http404("the artifact's file is no longer on disk")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"run{pk}-{row.kind}-{path.name}")
+
+
+@login_required
+def run_compare(request):
+    raw = request.GET.get("ids", "")
+    ids = list(dict.fromkeys(int(p) for p in raw.replace(" ", "").split(",") if p.isdigit()))
+    error = None
+    if not 2 <= len(ids) <= 10:
+        error = "Select 2 to 10 runs to compare (tick them in the runs list)."
+    runs = {r.pk: r for r in Run.objects.filter(owner=request.user, pk__in=ids).prefetch_related("metrics", "latency")}
+    if len(runs) != len(ids):
+        raise Http404("no such run among yours")
+    if error:
+        return render(request, "studio/run_compare.html", {"error": error}, status=400)
+    runs = [runs[i] for i in ids]
+    from webapp.studio.pipeline import train_config
+    flat = []
+    for run in runs:
+        config = {"student": run.config.get("student"), "dataset": run.dataset_id}
+        config.update({f"teacher.{k}": v for k, v in run.config.get("teacher", {}).items()})
+        try:
+            effective = train_config(run, distilled=True).to_dict()
+        except Exception:   # a config written by an older version: show what is stored
+            effective = {**run.config.get("train", {}), **run.config.get("distill", {})}
+        effective.pop("student", None)
+        config.update(effective)
+        flat.append(config)
+    keys = list(dict.fromkeys(k for config in flat for k in config))
+    diff = [{"key": k, "values": [c.get(k) for c in flat],
+             "differs": len({repr(c.get(k)) for c in flat}) > 1} for k in keys]
+    metrics = []
+    for run in runs:
+        values = {(m.role, m.split, m.metric, m.k): m.value for m in run.metrics.all()}
+        latency = {row.role: row.p50_ms for row in run.latency.all()}
+        metrics.append({"run": run, "values": values, "latency": latency})
+    rows = []
+    for role in ("distilled", "baseline", "teacher"):
+        for metric in ("ndcg", "hr"):
+            for k in (10, 20):
+                cells = [m["values"].get((role, "test", metric, k)) for m in metrics]
+                if any(c is not None for c in cells):
+                    best = max((c for c in cells if c is not None), default=None)
+                    rows.append({"label": f"{ROLE_LABELS[role]} {metric.upper()}@{k}", "cells": cells, "best": best})
+    gains = [_gain(m["values"].get(("distilled", "test", "ndcg", 20)), m["values"].get(("baseline", "test", "ndcg", 20)))
+             for m in metrics]
+    p50 = [m["latency"].get("distilled") for m in metrics]
+    varying = [d["key"] for d in diff if d["differs"] and d["key"] != "dataset"]
+    chart = {
+        "runs": [f"#{r.pk} {r.name}" for r in runs],
+        "cutoffs": list(CUTOFFS),
+        "ndcg": [[m["values"].get(("distilled", "test", "ndcg", k)) for k in CUTOFFS] for m in metrics],
+        "parallel": _parallel(flat, varying, [m["values"].get(("distilled", "test", "ndcg", 20)) for m in metrics]),
+    }
+    return render(request, "studio/run_compare.html", {
+        "runs": runs, "ids": ",".join(map(str, ids)), "rows": rows, "gains": gains, "p50": p50, "diff": diff,
+        "only_diff": request.GET.get("diff") == "1", "chart_data": chart})
+
+
+def _parallel(configs: list[dict], keys: list[str], target: list) -> dict:
+    """Parallel coordinates: each varying hyperparameter and NDCG@20 scaled to 0..1 per axis."""
+    axes = []
+    for key in keys[:12]:
+        raw = [c.get(key) for c in configs]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw if v is not None)
+        if numeric and any(v is not None for v in raw):
+            values = [float(v) if v is not None else math.nan for v in raw]
+            labels = [f"{v:g}" if not math.isnan(v) else "–" for v in values]
+        else:
+            categories = sorted({repr(v) for v in raw})
+            values = [float(categories.index(repr(v))) for v in raw]
+            labels = [str(v) for v in raw]
+        axes.append({"name": key, "values": values, "labels": labels})
+    values = [float(v) if v is not None else math.nan for v in target]
+    axes.append({"name": "NDCG@20", "values": values, "labels": [f"{v:.4f}" if not math.isnan(v) else "–" for v in values]})
+    for axis in axes:
+        array = np.array(axis["values"], dtype=float)
+        low, high = np.nanmin(array) if np.isfinite(array).any() else 0.0, np.nanmax(array) if np.isfinite(array).any() else 1.0
+        span = (high - low) or 1.0
+        axis["scaled"] = [None if math.isnan(v) else round((v - low) / span, 4) for v in array.tolist()]
+        del axis["values"]
+    return {"axes": axes}
+
+
+# ----------------------------------------------------------------------------- datasets
+
+@login_required
+def dataset_list(request):
+    datasets = Dataset.objects.filter(owner=request.user).annotate(run_count=Count("runs"))
+    return render(request, "studio/dataset_list.html", {"datasets": datasets})
+
+
+@login_required
+def dataset_upload(request):
+    """The upload form; the browser posts it with XHR (progress bar) and gets JSON back, a plain
+    form post gets the page again with the errors next to the fields."""
+    wants_json = request.headers.get("x-requested-with") == "XMLHttpRequest"
+    form = DatasetUploadForm()
+    if request.method == "POST":
+        form = DatasetUploadForm(request.POST, request.FILES)
+        errors: dict = {}
+        if form.is_valid():
+            data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+            serializer = api.DatasetUploadSerializer(data=data)
+            try:
+                serializer.is_valid(raise_exception=True)
+                if Dataset.objects.filter(owner=request.user, name=data["name"]).exists():
+                    raise ApiValidationError({"name": f"you already have a dataset named {data['name']!r}; choose "
+                                                      "another name or delete that one"})
+                dataset = api._store_and_prepare(request.user, serializer.validated_data)
+            except ApiValidationError as exc:
+                errors = _flatten(exc.detail)
+            except Exception as exc:   # a DataError from the reader: file, line and fix
+                from distill.errors import DistillError
+                if not isinstance(exc, DistillError):
+                    raise
+                errors = {"__all__": [str(exc)]}
+            else:
+                url = reverse("dataset-detail", args=[dataset.pk])
+                if wants_json:
+                    return JsonResponse({"ok": True, "url": url, "id": dataset.pk})
+                messages.success(request, f"Dataset {dataset.name} is ready.")
+                return redirect(url)
+        else:
+            errors = {k: [str(e) for e in v] for k, v in form.errors.items()}
+        if wants_json:
+            # 200 with ok=false: a form answer the page shows next to the fields (a 4xx here would
+            # also land in the browser's console as a failed resource).
+            return JsonResponse({"ok": False, "errors": errors})
+        for field, problems in errors.items():
+            for problem in problems:
+                form.add_error(None if field in ("__all__", "detail", "non_field_errors") or field not in form.fields
+                               else field, problem)
+        return render(request, "studio/dataset_upload.html", {"form": form}, status=400)
+    return render(request, "studio/dataset_upload.html", {"form": form})
+
+
+def _flatten(detail) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {("__all__" if k in ("detail", "non_field_errors") else k):
+                [str(v) for v in (value if isinstance(value, list) else [value])] for k, value in detail.items()}
+    return {"__all__": [str(v) for v in (detail if isinstance(detail, list) else [detail])]}
+
+
+@login_required
+def dataset_detail(request, pk: int):
+    dataset = get_object_or_404(Dataset, pk=pk, owner=request.user)
+    profile = dataset_profile(dataset) if dataset.status == Dataset.Status.READY else None
+    runs = runs_with_scores(request.user).filter(dataset=dataset).order_by("-created_at")[:20]
+    return render(request, "studio/dataset_detail.html", {
+        "dataset": dataset, "stats": dataset.stats, "profile": profile, "runs": runs,
+        "chart_data": {"histogram": profile["histogram"]} if profile else {}})
+
+
+def dataset_profile(dataset: Dataset) -> dict:
+    """Sequence-length statistics, a length histogram and sample rows with titles, computed from the
+    prepared files once per dataset content and cached."""
+    key = f"dataset-profile:{dataset.content_hash or dataset.pk}:{dataset.prepared_dir}"
+    profile = cache.get(key)
+    if profile is None:
+        from distill.data import PreparedDataset
+        prepared = PreparedDataset.load(dataset.prepared_dir)
+        users = np.concatenate([prepared.split(s).user for s in ("train", "val", "test")])
+        per_user = np.bincount(users) + 1   # a user's interactions: one per instance plus the first item
+        per_user = per_user[per_user > 1]
+        edges = [1, 5, 10, 20, 50, 100, 200, 500, 1000, 10 ** 9]
+        counts = np.histogram(per_user, bins=edges)[0].tolist()
+        labels = [f"{lo}–{hi - 1}" if hi < 10 ** 9 else f"{lo}+" for lo, hi in zip(edges[:-1], edges[1:])]
+        test = prepared.test
+        samples = []
+        for row in range(min(10, len(test))):
+            history = test.seq[row, :test.len_seq[row]][-5:]
+            samples.append({"user": prepared.user_ids[int(test.user[row])],
+                            "history": [prepared.titles[int(i)] for i in history],
+                            "earlier": int(test.len_seq[row]) - len(history),
+                            "next": prepared.titles[int(test.next[row])],
+                            "next_id": prepared.item_ids[int(test.next[row])]})
+        profile = {"users": int(len(per_user)),
+                   "lengths": {"min": int(per_user.min()), "median": float(np.median(per_user)),
+                               "mean": float(per_user.mean()), "p90": float(np.percentile(per_user, 90)),
+                               "max": int(per_user.max())},
+                   "histogram": {"labels": labels, "counts": counts}, "samples": samples,
+                   "splits": {s: len(prepared.split(s)) for s in ("train", "val", "test")}}
+        cache.set(key, profile, 3600)
+    return profile
+
+
+# ----------------------------------------------------------------------------- account
+
+@login_required
+def account(request):
+    if request.method == "POST" and request.POST.get("action") == "rotate-token":
+        Token.objects.filter(user=request.user).delete()
+        Token.objects.create(user=request.user)
+        messages.success(request, "A new API token was created; the old one no longer works.")
+        return redirect("account")
+    token, _ = Token.objects.get_or_create(user=request.user)
+    return render(request, "studio/account.html", {"token": token.key,
+                                                   "runs": Run.objects.filter(owner=request.user).count(),
+                                                   "datasets": Dataset.objects.filter(owner=request.user).count(),
+                                                   "schema_fields": len(config_schema())})
