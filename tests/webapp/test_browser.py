@@ -95,9 +95,9 @@ def test_log_in_upload_launch_watch_inspect_and_compare_in_chromium(worker, brow
     page.get_by_role("link", name="New run on it").click()
     page.get_by_label("Name", exact=True).fill("sasrec semantic")
     page.get_by_label("Tags").fill("browser")
-    page.get_by_label("Epochs", exact=True).fill("1")
-    page.get_by_label("Hidden", exact=True).fill("32")
-    page.get_by_label("Lam", exact=True).fill("0.5")
+    page.get_by_label("epochs", exact=True).fill("1")
+    page.get_by_label("hidden", exact=True).fill("32")
+    page.get_by_label("lam", exact=True).fill("0.5")
     shot(page, "04-new-run")
     page.get_by_role("button", name="Launch run").click()
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
@@ -115,9 +115,9 @@ def test_log_in_upload_launch_watch_inspect_and_compare_in_chromium(worker, brow
 
     # 5. A second run from the first, with one option changed.
     page.get_by_role("link", name="Run again with changes").click()
-    assert page.get_by_label("Lam", exact=True).input_value() == "0.5"
+    assert page.get_by_label("lam", exact=True).input_value() == "0.5"
     page.get_by_label("Name", exact=True).fill("sasrec semantic lam 0.3")
-    page.get_by_label("Lam", exact=True).fill("0.3")
+    page.get_by_label("lam", exact=True).fill("0.3")
     page.get_by_role("button", name="Launch run").click()
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
     wait_for_status(page, worker, "succeeded")

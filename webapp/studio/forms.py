@@ -187,7 +187,7 @@ class RunForm(forms.Form):
 
 def _option_field(option: dict) -> forms.Field:
     kind, default = option["type"], option["default"]
-    label = option["name"].replace("_", " ")
+    label = option["name"]   # the option's own name, as in `--set` and the API
     common = {"label": label, "help_text": option["help"], "initial": default}
     if option["choices"]:
         return forms.ChoiceField(choices=[(c, c) for c in option["choices"]], **common)

@@ -191,7 +191,8 @@ def _curves(run: Run) -> list[dict]:
     series: dict = {}
     for row in EpochMetric.objects.filter(run=run).order_by("role", "lam", "epoch"):
         key = (row.role, row.lam)
-        label = ROLE_LABELS.get(row.role, row.role) + (f", λ={row.lam:g}" if row.lam is not None else "")
+        label = ROLE_LABELS.get(row.role, row.role) + (f", λ={row.lam:g}" if row.role == "distilled"
+                                                         and row.lam is not None else "")
         entry = series.setdefault(key, {"role": row.role, "label": label, "epoch": [], "loss": [], "ndcg": []})
         entry["epoch"].append(row.epoch)
         entry["loss"].append(row.loss)

@@ -50,7 +50,7 @@
           var series = {};
           payload.curves.forEach(function (row) {
             var key = row.role + "|" + row.lam;
-            var label = (row.role === "baseline" ? "Student, plain" : "Student, distilled") + (row.lam === null ? "" : ", λ=" + row.lam);
+            var label = row.role === "baseline" ? "Student, plain" : "Student, distilled" + (row.lam === null ? "" : ", λ=" + row.lam);
             var s = series[key] = series[key] || {role: row.role, label: label, epoch: [], loss: [], ndcg: []};
             s.epoch.push(row.epoch); s.loss.push(row.loss); s.ndcg.push((row.val || {})["ndcg@20"]);
           });
