@@ -37,27 +37,32 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (scores >= target_scores).sum(1, dtype=torch.int32)
 
 
-@torch.no_grad()
+def _scores_in_batches(model, split: Split, batch_size: int, device=None, rows: int | None = None):
+    """Yield (start, end, scores [B, num_items]) for the split's first `rows` instances (all by
+    default): eval mode, no gradients, the item table frozen, training mode restored afterwards."""
+    rows = len(split) if rows is None else rows
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    seq = torch.as_tensor(split.seq[:rows], device=device)
+    len_seq = torch.as_tensor(split.len_seq[:rows], device=device)
+    table = model.item_embedding.frozen_table() if hasattr(model, "item_embedding") else contextlib.nullcontext()
+    try:
+        with torch.no_grad(), table:
+            for start in range(0, rows, batch_size):
+                end = min(start + batch_size, rows)
+                yield start, end, model(seq[start:end], len_seq[start:end])
+    finally:
+        model.train(was_training)
+
+
 def evaluate(model, split: Split, cutoffs=CUTOFFS, batch_size: int = 256, device=None) -> dict[str, float]:
     """HR/NDCG/MRR@K of a student on one split, full ranking, eval mode, no gradients, batched."""
     if len(split) == 0:
         return {}
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    seq = torch.as_tensor(split.seq, device=device)
-    len_seq = torch.as_tensor(split.len_seq, device=device)
-    targets = torch.as_tensor(split.next, device=device)
-    ranks = []
-    table = model.item_embedding.frozen_table() if hasattr(model, "item_embedding") else contextlib.nullcontext()
-    try:
-        with table:
-            for start in range(0, len(split), batch_size):
-                end = start + batch_size
-                scores = model(seq[start:end], len_seq[start:end])
-                ranks.append(target_ranks(scores, targets[start:end]))
-    finally:
-        model.train(was_training)
+    targets = torch.as_tensor(split.next)
+    ranks = [target_ranks(scores, targets[start:end].to(scores.device))
+             for start, end, scores in _scores_in_batches(model, split, batch_size, device)]
     return metrics_from_ranks(torch.cat(ranks).cpu(), cutoffs)
 
 
@@ -88,7 +93,6 @@ def most_popular_metrics(train: Split, split: Split, num_items: int, cutoffs=CUT
     return metrics_from_ranks(target_ranks(scores, torch.as_tensor(split.next)), cutoffs)
 
 
-@torch.no_grad()
 def topk_overlap(model, split: Split, teacher_ids: np.ndarray, k: int = 20, batch_size: int = 256,
                  device=None) -> float:
     """Mean share of the teacher's top-k items that the student also ranks in its top-k, over the
@@ -98,20 +102,9 @@ def topk_overlap(model, split: Split, teacher_ids: np.ndarray, k: int = 20, batc
     k = min(k, teacher_ids.shape[1]) if teacher_ids.ndim == 2 else 0
     if rows == 0 or k == 0:
         return float("nan")
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    seq = torch.as_tensor(split.seq[:rows], device=device)
-    len_seq = torch.as_tensor(split.len_seq[:rows], device=device)
-    teacher = torch.as_tensor(np.ascontiguousarray(teacher_ids[:rows, :k]), device=device)
-    shared = torch.zeros((), dtype=torch.float64)
-    table = model.item_embedding.frozen_table() if hasattr(model, "item_embedding") else contextlib.nullcontext()
-    try:
-        with table:
-            for start in range(0, rows, batch_size):
-                end = start + batch_size
-                top = model(seq[start:end], len_seq[start:end]).topk(k, dim=1).indices
-                shared += (top.unsqueeze(2) == teacher[start:end].unsqueeze(1)).any(2).sum().double().cpu()
-    finally:
-        model.train(was_training)
-    return float(shared / (rows * k))
+    teacher = torch.as_tensor(np.ascontiguousarray(teacher_ids[:rows, :k]))
+    shared = 0
+    for start, end, scores in _scores_in_batches(model, split, batch_size, device, rows):
+        top = scores.topk(k, dim=1).indices
+        shared += int((top.unsqueeze(2) == teacher[start:end].to(top.device).unsqueeze(1)).any(2).sum())
+    return shared / (rows * k)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("runs/compare/", views.run_compare, name="run-compare"),
     path("runs/live/", views.run_live, name="run-live"),
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+    path("runs/<int:pk>/curves/", views.run_curves, name="run-curves"),
     re_path(r"^runs/(?P<pk>[0-9]+)/(?P<action>cancel|retry|delete)/$", views.run_action, name="run-action"),
     path("runs/<int:pk>/artifacts/<int:artifact>/", views.artifact_download, name="artifact-download"),
     path("datasets/", views.dataset_list, name="dataset-list"),

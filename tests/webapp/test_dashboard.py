@@ -16,7 +16,7 @@ from conftest import STORAGE, ml100k_files
 pytestmark = pytest.mark.django_db
 
 PAGES = ["/", "/runs/", "/runs/new/", "/runs/compare/?ids={run},{run2}", "/runs/{run}/", "/datasets/",
-         "/datasets/upload/", "/datasets/{dataset}/", "/accounts/", "/runs/live/?ids={run}"]
+         "/datasets/upload/", "/datasets/{dataset}/", "/accounts/", "/runs/live/?ids={run}", "/runs/{run}/curves/"]
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_every_page_renders_for_its_owner_and_another_users_objects_are_404(web,
         assert web.get(page).status_code == 200, page
     artifact = run.artifacts.get()
     for page in (f"/runs/{run.pk}/", f"/datasets/{dataset.pk}/", f"/runs/compare/?ids={run.pk},{run2.pk}",
-                 f"/runs/{run.pk}/artifacts/{artifact.pk}/", f"/runs/new/?from={run.pk}"):
+                 f"/runs/{run.pk}/artifacts/{artifact.pk}/", f"/runs/new/?from={run.pk}", f"/runs/{run.pk}/curves/"):
         assert web_bob.get(page).status_code == 404, page
     for action in ("cancel", "retry", "delete"):
         assert web_bob.post(f"/runs/{run.pk}/{action}/").status_code == 404
@@ -148,6 +148,9 @@ def test_run_detail_shows_metrics_gain_latency_overlap_artifacts_and_log(web, da
     for stage in Run.STAGES:
         assert f"<strong>{stage}</strong> <span>done</span>" in body
     assert 'id="chart-data"' in body and "chart-4.6.1.umd.min.js" in body
+    curves = web.get(f"/runs/{run.pk}/curves/").json()["curves"]
+    assert [c["label"] for c in curves] == ["Student, plain", "Student, distilled, λ=0.5"]
+    assert curves[1]["epoch"] == [1, 2, 3] and curves[1]["ndcg"] == [0.01, 0.02, 0.03]
     artifact = run.artifacts.get()
     download = web.get(f"/runs/{run.pk}/artifacts/{artifact.pk}/")
     assert download.status_code == 200 and b"".join(download.streaming_content) == b'{"test": {}}'

@@ -174,13 +174,7 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
 
     @extend_schema(request=DatasetUploadSerializer, responses={201: DatasetSerializer})
     def create(self, request, *args, **kwargs):
-        upload = DatasetUploadSerializer(data=request.data)
-        upload.is_valid(raise_exception=True)
-        data = upload.validated_data
-        if Dataset.objects.filter(owner=request.user, name=data["name"]).exists():
-            raise ValidationError({"name": f"you already have a dataset named {data['name']!r}; choose another name "
-                                           "or delete that one"})
-        dataset = _store_and_prepare(request.user, data)
+        dataset = create_dataset(request.user, request.data)
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
@@ -193,6 +187,18 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         if root is not None and root.is_dir():
             shutil.rmtree(root, ignore_errors=True)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def create_dataset(user, payload) -> Dataset:
+    """Validate an upload (the API's and the dashboard's), then store and prepare it; ValidationError
+    names the field, a reader's DataError names the file and line."""
+    upload = DatasetUploadSerializer(data=payload)
+    upload.is_valid(raise_exception=True)
+    data = upload.validated_data
+    if Dataset.objects.filter(owner=user, name=data["name"]).exists():
+        raise ValidationError({"name": f"you already have a dataset named {data['name']!r}; choose another name "
+                                       "or delete that one"})
+    return _store_and_prepare(user, data)
 
 
 def _store_and_prepare(user, data) -> Dataset:
@@ -267,6 +273,13 @@ class RunCreateSerializer(serializers.Serializer):
         return data
 
 
+def filter_tag(runs, tag: str):
+    """Runs carrying `tag` (a JSON list: containment on Postgres, a quoted match elsewhere)."""
+    if connection.vendor == "postgresql":
+        return runs.filter(tags__contains=[tag])
+    return runs.filter(tags__icontains=f'"{tag}"')
+
+
 def metrics_of(run: Run) -> dict:
     out: dict = {}
     for m in run.metrics.all():
@@ -322,8 +335,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             if params.get("student"):
                 runs = runs.filter(config__student=params["student"])
             if params.get("tag"):
-                runs = runs.filter(tags__contains=[params["tag"]]) if connection.vendor == "postgresql" else \
-                    runs.filter(tags__icontains=f'"{params["tag"]}"')
+                runs = filter_tag(runs, params["tag"])
         return runs if self.action == "list" else runs.prefetch_related("metrics", "latency")
 
     def get_serializer_class(self):

@@ -369,12 +369,13 @@ def stage_latency(run: Run, reporter: _Reporter) -> None:
     from distill.train import TrainedStudent
     dataset = _dataset(run)
     reporter.message("latency: students on the test histories")
-    for role in ("baseline", "distilled"):
-        result = student_latency(TrainedStudent.load(run_dir(run) / role).model, dataset.test)
+    students = {role: TrainedStudent.load(run_dir(run) / role).model for role in ("baseline", "distilled")}
+    for role, model in students.items():
+        result = student_latency(model, dataset.test)
         Latency.objects.update_or_create(run=run, role=role, defaults={
             "device": result["device"], "batch_size": result["batch_size"], "p50_ms": result["p50_ms"],
             "p95_ms": result["p95_ms"], "throughput": result["throughput"]})
-    _record_overlap(run, dataset)
+    _record_overlap(run, dataset, students)
     teacher_latency = teacher_dir(run) / "latency.json"
     if teacher_latency.is_file():
         result = read_json(teacher_latency)
@@ -386,22 +387,21 @@ def stage_latency(run: Run, reporter: _Reporter) -> None:
                        most_popular_metrics(dataset.train, dataset.split(split), dataset.num_items))
 
 
-def _record_overlap(run: Run, dataset) -> None:
-    """How much of the teacher's test top-20 each student reproduces in its own top-20."""
+def _record_overlap(run: Run, dataset, students: dict) -> None:
+    """How much of the teacher's test top-20 each student ({role: model}) reproduces in its own top-20."""
     import math
 
     from safetensors.numpy import load_file
 
     from distill.evaluate import topk_overlap
     from distill.teacher.artifacts import RANKS_FILE
-    from distill.train import TrainedStudent
     ranks = teacher_dir(run) / RANKS_FILE
     if not ranks.is_file():
         return
     teacher_ids = load_file(str(ranks))["test_ids"]
     overlap = {}
-    for role in ("baseline", "distilled"):
-        value = topk_overlap(TrainedStudent.load(run_dir(run) / role).model, dataset.test, teacher_ids, k=20)
+    for role, model in students.items():
+        value = topk_overlap(model, dataset.test, teacher_ids, k=20)
         if not math.isnan(value):
             overlap[role] = round(value, 6)
     k = min(20, int(teacher_ids.shape[1])) if teacher_ids.ndim == 2 else 20

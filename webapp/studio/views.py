@@ -48,10 +48,9 @@ def runs_with_scores(user):
             .annotate(gain=(F("distilled_ndcg") - F("baseline_ndcg")) * 100.0 / NullIf(F("baseline_ndcg"), 0.0)))
 
 
-def _filter_tag(runs, tag: str):
-    if connection.vendor == "postgresql":
-        return runs.filter(tags__contains=[tag])
-    return runs.filter(tags__icontains=f'"{tag}"')
+def _metric_values(run: Run) -> dict:
+    """{(role, split, metric, k): value} of a run (metrics prefetched or not)."""
+    return {(m.role, m.split, m.metric, m.k): m.value for m in run.metrics.all()}
 
 
 # ----------------------------------------------------------------------------- overview
@@ -85,7 +84,7 @@ def run_list(request):
     if params.get("teacher"):
         runs, filters["teacher"] = runs.filter(config__teacher__backend=params["teacher"]), params["teacher"]
     if params.get("tag"):
-        runs, filters["tag"] = _filter_tag(runs, params["tag"]), params["tag"]
+        runs, filters["tag"] = api.filter_tag(runs, params["tag"]), params["tag"]
     if params.get("q"):
         runs, filters["q"] = runs.filter(name__icontains=params["q"]), params["q"]
     sort = params.get("sort", "-created")
@@ -147,7 +146,7 @@ def _initial_from(run: Run) -> dict:
 @login_required
 def run_detail(request, pk: int):
     run = get_object_or_404(Run.objects.select_related("dataset"), pk=pk, owner=request.user)
-    values = {(m.role, m.split, m.metric, m.k): m.value for m in run.metrics.all()}
+    values = _metric_values(run)
     cutoffs = sorted({k for (_, split, _, k) in values if split == "test"})
     table = []
     for role in ROLES:
@@ -229,6 +228,14 @@ def run_live(request):
 
 
 @login_required
+@require_GET
+def run_curves(request, pk: int):
+    """The learning curves as the detail page draws them (it refetches them while the run trains)."""
+    run = get_object_or_404(Run, pk=pk, owner=request.user)
+    return JsonResponse({"curves": _curves(run)})
+
+
+@login_required
 @require_POST
 def run_action(request, pk: int, action: str):
     run = get_object_or_404(Run, pk=pk, owner=request.user)
@@ -291,7 +298,7 @@ def run_compare(request):
              "differs": len({repr(c.get(k)) for c in flat}) > 1} for k in keys]
     metrics = []
     for run in runs:
-        values = {(m.role, m.split, m.metric, m.k): m.value for m in run.metrics.all()}
+        values = _metric_values(run)
         latency = {row.role: row.p50_ms for row in run.latency.all()}
         metrics.append({"run": run, "values": values, "latency": latency})
     rows = []
@@ -361,13 +368,8 @@ def dataset_upload(request):
         errors: dict = {}
         if form.is_valid():
             data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
-            serializer = api.DatasetUploadSerializer(data=data)
             try:
-                serializer.is_valid(raise_exception=True)
-                if Dataset.objects.filter(owner=request.user, name=data["name"]).exists():
-                    raise ApiValidationError({"name": f"you already have a dataset named {data['name']!r}; choose "
-                                                      "another name or delete that one"})
-                dataset = api._store_and_prepare(request.user, serializer.validated_data)
+                dataset = api.create_dataset(request.user, data)
             except ApiValidationError as exc:
                 errors = _flatten(exc.detail)
             except Exception as exc:   # a DataError from the reader: file, line and fix

@@ -44,19 +44,11 @@
     if (!live) { return; }
     Studio.watch([String(runId)], function (run, before) {
       if (run.status !== before.status || run.stage !== before.stage) { window.location.reload(); return; }
-      fetch("/api/runs/" + runId + "/curves/", {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      fetch("/runs/" + runId + "/curves/", {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json(); })
         .then(function (payload) {
-          var series = {};
-          payload.curves.forEach(function (row) {
-            var key = row.role + "|" + row.lam;
-            var label = row.role === "baseline" ? "Student, plain" : "Student, distilled" + (row.lam === null ? "" : ", λ=" + row.lam);
-            var s = series[key] = series[key] || {role: row.role, label: label, epoch: [], loss: [], ndcg: []};
-            s.epoch.push(row.epoch); s.loss.push(row.loss); s.ndcg.push((row.val || {})["ndcg@20"]);
-          });
-          var curves = Object.keys(series).map(function (k) { return series[k]; });
-          lossChart.data.datasets = curveSets(curves, "loss"); lossChart.update();
-          ndcgChart.data.datasets = curveSets(curves, "ndcg"); ndcgChart.update();
+          lossChart.data.datasets = curveSets(payload.curves, "loss"); lossChart.update();
+          ndcgChart.data.datasets = curveSets(payload.curves, "ndcg"); ndcgChart.update();
         });
     });
   };
