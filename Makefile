@@ -1,4 +1,4 @@
-# DLLM2Rec Studio. `make demo` runs the main job, `make test` the whole suite.
+# DLLM2Rec Studio. `make demo` runs the main job, `make test` the whole suite, `make test-fast` its unit tier.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -50,14 +50,18 @@ demo: install
 demo-cli: install
 	$(PY) -m distill demo --out $(DEMO_OUT)-cli $(if $(DATA),--data $(DATA) --format $(FORMAT)) $(if $(ITEMS),--items $(ITEMS))
 
+# Every tier on the real Postgres (127.0.0.1:5432) and Redis (127.0.0.1:6379), with a real worker.
 test: install deploy-tools browser-tools
 	ML100K=$(ML100K) $(PY) -m pytest -q
 
-test-fast: install deploy-tools browser-tools
-	$(PY) -m pytest -q -m "not slow"
+# The unit tier: no Postgres, Redis, worker or browser (SQLite in a temporary folder, Celery's
+# in-process memory:// broker, the local-memory cache); runs a test creates stay queued.
+UNIT_MARKERS := not slow and not integration and not browser
+test-fast: install deploy-tools
+	STUDIO_TEST_DB=sqlite ML100K=$(ML100K) $(PY) -m pytest -q -m "$(UNIT_MARKERS)"
 
 bench: install
-	$(PY) -m distill bench --ml100k $(ML100K) --out bench-out/results.json
+	$(PY) bench/training_bench.py --ml100k $(ML100K) --out bench-out/results.json
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
 	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
 

@@ -88,7 +88,8 @@ def populate(storage: Path):
 
     from distill.data import PrepareOptions, prepare_dataset
     from webapp.studio.models import Artifact, Dataset, EpochMetric, Latency, Metric, Run, RunEvent
-    from webapp.studio.pipeline import validate_config
+    from webapp.studio.services import validate_config
+    from webapp.studio.stages import STAGE_NAMES
     user = get_user_model().objects.create_user("bench")
     prepared = prepare_dataset("movielens", ML100K, storage / "datasets" / "1" / "prepared", options=PrepareOptions())
     dataset = Dataset.objects.create(owner=user, name="ml-100k", format="movielens", status="ready",
@@ -102,7 +103,7 @@ def populate(storage: Path):
             config=validate_config(students[i % 3], {"backend": "semantic"}, {"lam": [0.1, 0.3, 0.5, 0.7, 1.0][i % 5]},
                                    {"epochs": 20, "seed": i}),
             stage_times={s: {"started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00",
-                             "seconds": 60.0} for s in Run.STAGES},
+                             "seconds": 60.0} for s in STAGE_NAMES},
             analysis={"overlap": {"k": 20, "baseline": 0.2, "distilled": 0.4}}) for i in range(RUNS)])
     metrics, epochs, latency, artifacts, events = [], [], [], [], []
     for run in runs:
@@ -122,7 +123,7 @@ def populate(storage: Path):
         artifacts += [Artifact(run=run, kind=kind, path=f"{storage}/runs/{run.pk}/{kind}/{name}", size=1000,
                                sha256="0" * 64) for kind in ("baseline", "distilled")
                       for name in ("config.json", "items.json", "metrics.json", "model.safetensors")]
-        events += [RunEvent(run=run, stage=s, message=f"{s}: line {j}") for s in Run.STAGES for j in range(3)]
+        events += [RunEvent(run=run, stage=s, message=f"{s}: line {j}") for s in STAGE_NAMES for j in range(3)]
     Metric.objects.bulk_create(metrics, batch_size=5000)
     EpochMetric.objects.bulk_create(epochs, batch_size=5000)
     Latency.objects.bulk_create(latency, batch_size=5000)

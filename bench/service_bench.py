@@ -73,7 +73,8 @@ def populate(storage: Path):
 
     from distill.config import TrainConfig
     from distill.data import PrepareOptions, prepare_dataset
-    from distill.train import save_run, train
+    from distill.rundir import save_run
+    from distill.train import train
     from webapp.studio.models import Dataset, Latency, Metric, Run
     user = get_user_model().objects.create_user("bench")
     token = Token.objects.create(user=user).key
@@ -81,7 +82,7 @@ def populate(storage: Path):
     dataset = Dataset.objects.create(owner=user, name="ml-100k", format="movielens", status="ready",
                                      stats=prepared.stats, content_hash=prepared.content_hash,
                                      prepared_dir=str(prepared.path))
-    config = {"student": "sasrec", "teacher": {"backend": "semantic"}, "distill": {}, "train": {"epochs": 1}}
+    config = {"student": "sasrec", "teacher": {"kind": "semantic"}, "distill": {}, "train": {"epochs": 1}}
     runs = Run.objects.bulk_create([Run(owner=user, dataset=dataset, name=f"run {i}", config=config, tags=["bench"],
                                         status="succeeded", stage="latency", progress=1.0) for i in range(RUNS)])
     metrics, latency = [], []

@@ -152,15 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-history", action="store_true", help="allow items already in the history")
     p.set_defaults(handler=cmd_recommend)
 
-    p = commands.add_parser("bench", help="training speed, evaluation speed and inference latency")
-    p.add_argument("--run", help="measure this run's inference latency only")
+    p = commands.add_parser("bench", help="a trained run's inference latency (p50/p95, throughput)")
+    p.add_argument("--run", help="run directory written by `train`")
     p.add_argument("--data", help="prepared dataset for --run (its test histories are the requests)")
-    p.add_argument("--ml100k", help="MovieLens-100k directory for the training benchmark")
-    p.add_argument("--quick", action="store_true", help="smaller synthetic set and fewer students")
-    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--ml100k", help=argparse.SUPPRESS)  # moved: python bench/training_bench.py --ml100k DIR
+    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--out", help="write the result as JSON here")
     p.set_defaults(handler=cmd_bench)
 
-    p = commands.add_parser("demo", help="the whole pipeline: prepare, teacher, plain and distilled student")
+    p = commands.add_parser("demo", help="the whole pipeline: prepare, teacher, baseline and distilled student")
     p.add_argument("--out", required=True, help="work directory (stages already there are skipped)")
     p.add_argument("--data", help="input data (default: the synthetic catalogue)")
     p.add_argument("--format", default="csv")
@@ -206,19 +206,22 @@ def cmd_import_teacher(args) -> None:
 
 
 def cmd_teacher_titles(args) -> None:
-    from distill.data import PreparedDataset
-    from distill.teacher import title_teacher
-    dataset = PreparedDataset.load(args.data)
-    _save_teacher(title_teacher(dataset, k=args.k, dim=args.dim), dataset, args.out)
+    _build_teacher(args, "titles", k=args.k, dim=args.dim)
 
 
 def cmd_teacher_semantic(args) -> None:
+    _build_teacher(args, "semantic", model=args.model, k=args.k, exclude_history=args.exclude_history,
+                   history=args.history)
+
+
+def _build_teacher(args, kind: str, cache=None, **options) -> None:
+    """Compute a teacher through the registry, then print its metrics beside most-popular."""
     from distill.data import PreparedDataset
-    from distill.teacher.semantic import semantic_teacher
+    from distill.io import read_json
+    from distill.teacher import build_teacher
     dataset = PreparedDataset.load(args.data)
-    _save_teacher(semantic_teacher(dataset, args.model, k=args.k, exclude_history=args.exclude_history,
-                                   history=args.history),
-                  dataset, args.out)
+    out = build_teacher(kind, dataset, args.out, cache=cache, log=print if kind == "bigrec" else None, **options)
+    _print_teacher(read_json(out / "metrics.json"), dataset, args.out)
 
 
 def _prompt_options(parser, default: str | None = "neutral") -> None:
@@ -250,19 +253,22 @@ def cmd_teacher_finetune(args) -> None:
 
 
 def cmd_teacher_bigrec(args) -> None:
+    from distill.teacher.bigrec import parse_shard
+    options = dict(backend=args.backend, model=args.model, adapter=args.adapter, k=args.k, beams=args.beams,
+                   max_new_tokens=args.max_new_tokens, batch=args.batch, block=args.block, style=args.style,
+                   template=_template(args), exclude_history=args.exclude_history, limit=args.limit,
+                   device=args.device, dtype=args.dtype, tensor_parallel=args.tensor_parallel,
+                   gpu_memory=args.gpu_memory, latency_requests=args.latency_requests, max_empty=args.max_empty)
+    shard = parse_shard(args.shard)
+    if shard is None:
+        _build_teacher(args, "bigrec", cache=args.cache, **options)
+        return
+    # One shard is not a teacher yet (`teacher merge` makes one): computed outside the registry.
     from distill.data import PreparedDataset
-    from distill.io import read_json
-    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher, parse_shard
-    options = BigRecOptions(backend=args.backend, k=args.k, beams=args.beams, max_new_tokens=args.max_new_tokens,
-                            batch=args.batch, block=args.block, style=args.style, template=_template(args),
-                            exclude_history=args.exclude_history, limit=args.limit, device=args.device,
-                            dtype=args.dtype, tensor_parallel=args.tensor_parallel, gpu_memory=args.gpu_memory,
-                            latency_requests=args.latency_requests, max_empty=args.max_empty)
-    dataset = PreparedDataset.load(args.data)
-    result = bigrec_teacher(dataset, args.out, args.model, args.adapter, options, parse_shard(args.shard),
-                            args.cache, log=print)
-    if "shard" not in result:
-        _print_teacher(read_json(f"{args.out}/metrics.json"), dataset, args.out)
+    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher
+    model, adapter = options.pop("model"), options.pop("adapter")
+    bigrec_teacher(PreparedDataset.load(args.data), args.out, model, adapter, BigRecOptions(**options), shard,
+                   args.cache, log=print)
 
 
 def cmd_teacher_merge(args) -> None:
@@ -279,14 +285,6 @@ def cmd_teacher_tiny(args) -> None:
     from distill.teacher.tiny import build_tiny_llm
     build_tiny_llm(args.out, PreparedDataset.load(args.data).titles, seed=args.seed)
     print(f"wrote {args.out}")
-
-
-def _save_teacher(artifacts, dataset, out) -> None:
-    """Write the artifacts with the teacher's own metrics, and print them beside most-popular."""
-    from distill.evaluate import teacher_report
-    report = teacher_report(artifacts, dataset)
-    artifacts.save(out, metrics=report)
-    _print_teacher(report, dataset, out)
 
 
 def _print_teacher(report: dict, dataset, out) -> None:
@@ -306,7 +304,8 @@ def cmd_train(args) -> None:
     from distill.config import TrainConfig, parse_set_options
     from distill.data import PreparedDataset
     from distill.teacher import TeacherArtifacts
-    from distill.train import Callbacks, save_run, train
+    from distill.rundir import save_run
+    from distill.train import Callbacks, train
     options = {"student": args.student, **parse_set_options(args.set)}
     if args.epochs is not None:
         options["epochs"] = args.epochs
@@ -329,9 +328,9 @@ def cmd_train(args) -> None:
         print(f"lam=auto: chose lambda_d={result.lam} on val; val ndcg@20 per lambda_d "
               f"{json.dumps(result.lam_auto['val_ndcg@20'])}")
         if result.lam == 0:
-            print("warning: no lambda_d beat the plain student on val; the saved student is the plain one")
+            print("warning: no lambda_d beat the baseline student on val; the saved student is the baseline one")
     elif teacher is not None:
-        print(f"note: lambda_d fixed at {result.lam}; this student was not compared with the plain one. "
+        print(f"note: lambda_d fixed at {result.lam}; this student was not compared with the baseline one. "
               "--set lam=auto trains both and keeps the better on val")
     for split in ("val", "test"):
         m = metrics[split]
@@ -341,7 +340,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_recommend(args) -> None:
-    from distill.train import TrainedStudent
+    from distill.inference import TrainedStudent
     student = TrainedStudent.load(args.run)
     history = [part.strip() for part in args.history.split(",") if part.strip()]
     items, scores = student.recommend(history, args.k, exclude_history=not args.include_history)
@@ -351,8 +350,25 @@ def cmd_recommend(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from distill.bench import run_bench
-    run_bench(args)
+    from pathlib import Path
+
+    from distill.errors import ConfigError
+    if args.run is None:
+        if args.ml100k or args.quick:
+            raise ConfigError("the training benchmark moved out of the library: run `python bench/training_bench.py "
+                              "--ml100k DIR --out FILE` (or `make bench`) from the repository")
+        raise ConfigError("bench needs --run RUN --data DATA (a trained run and the prepared dataset whose test "
+                          "histories are the requests); the training benchmark is `python bench/training_bench.py`")
+    if not args.data:
+        raise ConfigError("bench --run needs --data DIR (the prepared dataset whose test histories are the requests)")
+    from distill.data import PreparedDataset
+    from distill.inference import TrainedStudent
+    from distill.latency import student_latency
+    student = TrainedStudent.load(args.run)
+    result = student_latency(student.model, PreparedDataset.load(args.data).test)
+    print(json.dumps(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def cmd_demo(args) -> None:

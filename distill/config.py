@@ -17,48 +17,58 @@ STUDENTS = ("gru4rec", "sasrec", "dros", "caser")
 LAM_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
 
 
+def _train(default, help_: str):
+    """A `train` section option: its default and its one-line help (shown by the CLI, API and form)."""
+    return field(default=default, metadata={"help": help_, "section": "train"})
+
+
+def _distill(default, help_: str):
+    """A `distill` section option (the distillation terms): default and one-line help."""
+    return field(default=default, metadata={"help": help_, "section": "distill"})
+
+
 @dataclass
 class TrainConfig:
-    # --- model (SPEC §3, §6)
-    student: str = "sasrec"          # gru4rec | sasrec | dros | caser
-    hidden: int = 64                 # item embedding / hidden size d
-    dropout: float = 0.1             # dropout rate in every student
-    num_blocks: int = 1              # SASRec self-attention blocks
-    num_heads: int = 1               # SASRec attention heads
-    gru_layers: int = 1              # GRU4Rec recurrent layers
-    num_filters: int = 16            # Caser filters per horizontal size
-    filter_sizes: str = "2,3,4"      # Caser horizontal filter heights
-    # --- optimisation and protocol (SPEC §6)
-    epochs: int = 200                # maximum epochs; early stopping usually ends sooner
-    patience: int = 10               # epochs without a val NDCG@20 gain before stopping
-    batch_size: int = 256            # training instances per step
-    lr: float = 1e-3                 # Adam learning rate
-    weight_decay: float = 0.0        # Adam weight decay, tuned in {0, 1e-7..1e-4}
-    seed: int = 0                    # seeds sampling, initialisation and dropout
-    selection: str = "val"           # split that picks the best epoch; `test` only to reproduce the reference code
-    eval_batch: int = 256            # instances per evaluation batch (256 keeps the score block in cache)
-    device: str = "auto"             # auto | cpu | cuda | cuda:N
-    # --- DRO loss (SPEC §3); `dros` defaults alpha to 1.0
-    alpha: float | None = None       # weight of the DRO loss; None = 1.0 for dros, 0 otherwise
-    dro_beta: float = 1.0            # robust radius beta of the DRO loss
-    # --- importance-aware ranking distillation (SPEC §4)
-    lam: str = "0.7"                 # lambda_d, a number or `auto` (picked on val from LAM_GRID)
-    candidate_k: int = 10            # teacher candidates used per instance (K)
-    position_beta: float = 1.0       # beta of the position weight exp(-k/beta)
-    gamma_position: float = 0.3      # g_p
-    gamma_confidence: float = 0.5    # g_c
-    gamma_consistency: float = 0.1   # g_o
-    use_position: bool = True        # switch the position weight on or off
-    use_confidence: bool = True      # switch the confidence weight on or off
-    use_consistency: bool = True     # switch the consistency weight on or off
-    confidence: str = "candidate"    # candidate (reference code) | paper (one weight per instance)
-    confidence_beta: float = 1.0     # paper mode: weight exp(-(d - min d) / confidence_beta)
-    official_negative: bool = False  # reference code's log sigmoid(1 - y_neg) instead of log sigmoid(-y_neg)
-    dro_weighting: str = "instance"  # instance | official (the reference code's broadcast weighting)
-    # --- collaborative embedding distillation (SPEC §5)
-    ed_weight: float = 0.3           # weight of the projected teacher embedding; 0 switches it off
-    projector: str = "linear"        # linear (reference code) | mlp
-    distill_precision: str = "auto"  # auto | bf16 | fp32: teacher table + projection, and the no-grad top-K of the consistency weight
+    # --- model (docs/method.md §3, §6)
+    student: str = _train("sasrec", 'gru4rec | sasrec | dros | caser')
+    hidden: int = _train(64, 'item embedding / hidden size d')
+    dropout: float = _train(0.1, 'dropout rate in every student')
+    num_blocks: int = _train(1, 'SASRec self-attention blocks')
+    num_heads: int = _train(1, 'SASRec attention heads')
+    gru_layers: int = _train(1, 'GRU4Rec recurrent layers')
+    num_filters: int = _train(16, 'Caser filters per horizontal size')
+    filter_sizes: str = _train("2,3,4", 'Caser horizontal filter heights')
+    # --- optimisation and protocol (docs/method.md §6)
+    epochs: int = _train(200, 'maximum epochs; early stopping usually ends sooner')
+    patience: int = _train(10, 'epochs without a val NDCG@20 gain before stopping')
+    batch_size: int = _train(256, 'training instances per step')
+    lr: float = _train(1e-3, 'Adam learning rate')
+    weight_decay: float = _train(0.0, 'Adam weight decay, tuned in {0, 1e-7..1e-4}')
+    seed: int = _train(0, 'seeds sampling, initialisation and dropout')
+    selection: str = _train("val", 'split that picks the best epoch; `test` only to reproduce the reference code')
+    eval_batch: int = _train(256, 'instances per evaluation batch (256 keeps the score block in cache)')
+    device: str = _train("auto", 'auto | cpu | cuda | cuda:N')
+    # --- DRO loss (docs/method.md §3); `dros` defaults alpha to 1.0
+    alpha: float | None = _train(None, 'weight of the DRO loss; None = 1.0 for dros, 0 otherwise')
+    dro_beta: float = _train(1.0, 'robust radius beta of the DRO loss')
+    # --- importance-aware ranking distillation (docs/method.md §4)
+    lam: str = _distill("0.7", 'lambda_d, a number or `auto` (picked on val from LAM_GRID)')
+    candidate_k: int = _distill(10, 'teacher candidates used per instance (K)')
+    position_beta: float = _distill(1.0, 'beta of the position weight exp(-k/beta)')
+    gamma_position: float = _distill(0.3, 'g_p')
+    gamma_confidence: float = _distill(0.5, 'g_c')
+    gamma_consistency: float = _distill(0.1, 'g_o')
+    use_position: bool = _distill(True, 'switch the position weight on or off')
+    use_confidence: bool = _distill(True, 'switch the confidence weight on or off')
+    use_consistency: bool = _distill(True, 'switch the consistency weight on or off')
+    confidence: str = _distill("candidate", 'candidate (reference code) | paper (one weight per instance)')
+    confidence_beta: float = _distill(1.0, 'paper mode: weight exp(-(d - min d) / confidence_beta)')
+    official_negative: bool = _distill(False, "reference code's log sigmoid(1 - y_neg) instead of log sigmoid(-y_neg)")
+    dro_weighting: str = _distill("instance", "instance | official (the reference code's broadcast weighting)")
+    # --- collaborative embedding distillation (docs/method.md §5)
+    ed_weight: float = _distill(0.3, 'weight of the projected teacher embedding; 0 switches it off')
+    projector: str = _distill("linear", 'linear (reference code) | mlp')
+    distill_precision: str = _distill("auto", 'auto | bf16 | fp32: teacher table + projection, and the no-grad top-K of the consistency weight')
 
     def __post_init__(self) -> None:
         self.validate()
@@ -196,3 +206,10 @@ def _coerce(name: str, annotation: str, raw):
     else:
         return raw
     raise ConfigError(f"option {name}={raw!r}: expected {kind.replace('|None', ' or none')}")
+
+
+def config_fields() -> list[dict]:
+    """[{name, section, type, default, help}] for every TrainConfig option, in declaration order;
+    `student` is in the `train` section."""
+    return [{"name": f.name, "section": f.metadata["section"], "type": str(f.type).replace(" ", ""),
+             "default": f.default, "help": f.metadata["help"]} for f in fields(TrainConfig)]

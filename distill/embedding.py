@@ -1,4 +1,4 @@
-"""Collaborative embedding distillation (DLLM2Rec, SPEC §5).
+"""Collaborative embedding distillation (DLLM2Rec, docs/method.md §5).
 
 A student's input embedding of item i is
 
@@ -47,7 +47,7 @@ def make_projector(kind: str, teacher_dim: int, dim: int) -> nn.Module:
 
 
 class ItemEmbedding(nn.Module):
-    """Item id embedding, optionally plus the projected teacher embedding (SPEC §5).
+    """Item id embedding, optionally plus the projected teacher embedding (docs/method.md §5).
 
     `num_items` real items plus one padding row (id `num_items`). With `teacher` None this is a
     plain embedding table, which is also what a distilled student becomes for inference once its

@@ -1,4 +1,4 @@
-"""Full-ranking evaluation: HR, NDCG and MRR at K over all items (SPEC §6).
+"""Full-ranking evaluation: HR, NDCG and MRR at K over all items (docs/method.md §6).
 
 A target's rank is 1 + the number of items scored strictly higher + the number of other items
 scored equally (ties count against the model, so a constant scorer gets no credit). That needs

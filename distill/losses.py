@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 
-# --- base loss (SPEC §3) -----------------------------------------------------------------------
+# --- base loss (docs/method.md §3) -----------------------------------------------------------------------
 
 def sample_negatives(seq: torch.Tensor, target: torch.Tensor, num_items: int,
                      generator: torch.Generator, max_rounds: int = 50) -> torch.Tensor:
@@ -50,7 +50,7 @@ def bce_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
     return 0.5 * (F.softplus(-pos_scores).mean() + F.softplus(neg_scores).mean())
 
 
-# --- DRO (SPEC §3) -------------------------------------------------------------------------------
+# --- DRO (docs/method.md §3) -------------------------------------------------------------------------------
 
 def propensity_scores(train_targets: np.ndarray, num_items: int, power: float = 0.05) -> torch.Tensor:
     """ps_j = ((n_j + 1) / sum_k (n_k + 1)) ** 0.05, n_j the count of item j as a training target."""
@@ -104,7 +104,7 @@ class _DRO(torch.autograd.Function):
         return grad_logits, None, None
 
 
-# --- importance-aware ranking distillation (SPEC §4) ------------------------------------------
+# --- importance-aware ranking distillation (docs/method.md §4) ------------------------------------------
 
 def position_weights(k: int, beta: float = 1.0, device=None) -> torch.Tensor:
     """w_p[k] = exp(-k / beta) / sum_k' exp(-k' / beta), k = 1..K: [K]."""
@@ -162,7 +162,7 @@ def ranking_distillation_loss(candidate_scores: torch.Tensor, negative_scores: t
                               instance_weights: torch.Tensor | None = None,
                               dro: torch.Tensor | None = None, alpha: float = 0.0,
                               dro_weighting: str = "instance") -> torch.Tensor:
-    """L_rd = mean_b sum_k w[b,k] * ( -log sigmoid(y_{c_k}) - log sigmoid(-y_neg) )   (SPEC §4).
+    """L_rd = mean_b sum_k w[b,k] * ( -log sigmoid(y_{c_k}) - log sigmoid(-y_neg) )   (docs/method.md §4).
 
     candidate_scores [B, K] are the student's scores of the teacher's candidates, negative_scores
     [B] of the sampled negative. `official_negative` uses log sigmoid(1 - y_neg) as the reference

@@ -1,7 +1,8 @@
-"""The stages of one run, each resumable from its artifacts (DESIGN: data flow of one run).
+"""The stages of one run, each resumable from its artifacts (docs/architecture.md §3, one run's path).
 
-prepare -> teacher -> plain student -> distilled student -> comparison. A stage whose output
-directory exists is skipped, so a rerun (or a redelivered task) repeats no finished work.
+prepare -> teacher -> baseline student -> distilled student -> comparison; the teacher and the
+students come from `distill.recipe`. A stage whose output directory is complete is skipped, so a
+rerun (or a redelivered task) repeats no finished work.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.config import TrainConfig
 from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
 from distill.data.synth import generate_synthetic
-from distill.evaluate import most_popular_metrics, teacher_report
+from distill.evaluate import most_popular_metrics
+from distill.inference import TrainedStudent
 from distill.io import read_json, write_json
 from distill.latency import student_latency
-from distill.teacher import TeacherArtifacts, title_teacher
-from distill.teacher.semantic import semantic_teacher
-from distill.train import Callbacks, TrainedStudent, save_run, train
+from distill.recipe import ensure_student, ensure_teacher, student_config
+from distill.train import Callbacks
 
 REPORTED = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
 
@@ -42,7 +42,7 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir, teacher_dir = workdir / "data", workdir / "teacher"
-    plain_dir, distilled_dir = workdir / "student-plain", workdir / "student-distilled"
+    baseline_dir, distilled_dir = workdir / "student-baseline", workdir / "student-distilled"
 
     if not data_dir.exists():
         source, fmt, items = options.data, options.format, options.items
@@ -58,38 +58,28 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
     stats = dataset.stats
     log(f"prepare: {stats['users']} users, {stats['items']} items, instances {stats['instances']}")
 
-    if not teacher_dir.exists():
-        if options.teacher == "semantic":
-            log("teacher: sentence encoder over the titles on train/val/test")
-            artifacts = semantic_teacher(dataset, options.teacher_model, k=options.teacher_k)
-        else:
-            log("teacher: title similarity (TF-IDF) on train/val/test")
-            artifacts = title_teacher(dataset, k=options.teacher_k)
-        artifacts.save(teacher_dir, metrics=teacher_report(artifacts, dataset))
-    teacher = TeacherArtifacts.load(teacher_dir, dataset)
+    teacher_spec = {"kind": options.teacher, "k": options.teacher_k}
+    if options.teacher == "semantic":
+        teacher_spec["model"] = options.teacher_model
+    teacher_dir = ensure_teacher(dataset, teacher_spec, teacher_dir, log=log)
 
-    base = TrainConfig.from_options({"student": options.student, **(options.overrides or {})})
-    for name, out, config, with_teacher in (
-        ("plain student", plain_dir, base, False),
-        ("distilled student", distilled_dir, base.replace(lam="auto"), True),
-    ):
-        if not out.exists():
-            log(f"train: {name} ({config.student}{', lam=auto' if with_teacher else ''})")
-            result = train(dataset, config, teacher if with_teacher else None, callbacks)
-            save_run(result, dataset, out, teacher if with_teacher else None)
+    overrides = options.overrides or {}
+    baseline = ensure_student(dataset, student_config(options.student, overrides, {}, distilled=False), None,
+                              baseline_dir, callbacks, log=log)
+    distilled = ensure_student(dataset, student_config(options.student, overrides, {}, distilled=True),
+                               teacher_dir, distilled_dir, callbacks, log=log)
 
-    plain, distilled = read_json(plain_dir / "metrics.json"), read_json(distilled_dir / "metrics.json")
     summary = {
-        "protocol": plain["protocol"],
+        "protocol": baseline["protocol"],
         "most_popular": {s: most_popular_metrics(dataset.train, dataset.split(s), dataset.num_items)
                          for s in ("val", "test")},
         "teacher": {s: m for s, m in read_json(teacher_dir / "metrics.json").items() if s in ("val", "test")},
-        "baseline": {s: plain[s] for s in ("val", "test")},
+        "baseline": {s: baseline[s] for s in ("val", "test")},
         "distilled": {s: distilled[s] for s in ("val", "test")},
         "lam": distilled["lam"],
         "lam_auto": distilled["lam_auto"],
         "latency": {role: student_latency(TrainedStudent.load(path).model, dataset.test)
-                    for role, path in (("baseline", plain_dir), ("distilled", distilled_dir))},
+                    for role, path in (("baseline", baseline_dir), ("distilled", distilled_dir))},
     }
     write_json(workdir / "summary.json", summary)
     log(format_summary(summary))
@@ -108,6 +98,6 @@ def format_summary(summary: dict) -> str:
     choice = summary.get("lam_auto") or {}
     lines.append(f"lambda_d chosen on val: {lam} (val ndcg@20 per lambda_d: {choice.get('val_ndcg@20')})")
     if lam == 0:
-        lines.append("note: the teacher did not improve the student on val; the distilled student is the plain one")
+        lines.append("note: the teacher did not improve the student on val; the distilled student is the baseline one")
     lines.append(f"protocol: {summary['protocol']}")
     return "\n".join(lines)

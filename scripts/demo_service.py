@@ -75,7 +75,7 @@ def main() -> int:
         run = api.post("/api/runs/", {
             "dataset": dataset["id"], "name": f"demo {time.strftime('%H:%M:%S')}", "student": "sasrec",
             "teacher": {"backend": "semantic"}, "distill": {"lam": "auto"}, "train": {"epochs": 30}, "tags": ["demo"]})
-        print(f"run {run['id']} queued: semantic teacher (all-MiniLM-L6-v2), SASRec plain and distilled", flush=True)
+        print(f"run {run['id']} queued: semantic teacher (all-MiniLM-L6-v2), SASRec baseline and distilled", flush=True)
         shown = ("", -1.0)
         while run["status"] in ("queued", "running"):
             time.sleep(2)

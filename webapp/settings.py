@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "webapp.studio",
+    "worker.apps.WorkerConfig",
 ]
 
 MIDDLEWARE = [

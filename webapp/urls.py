@@ -3,14 +3,14 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from webapp.studio import api, views
+from webapp.studio import api, health, views
 
 router = DefaultRouter()
 router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("runs", api.RunViewSet, basename="run")
 
 urlpatterns = [
-    path("healthz", api.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
     path("api/auth/token/", api.obtain_token, name="token"),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,4 +1,4 @@
-"""Input data: readers for each format, preprocessing (SPEC §1), the prepared-dataset format."""
+"""Input data: readers for each format, preprocessing (docs/method.md §1), the prepared-dataset format."""
 
 from distill.data.dataset import PreparedDataset, Split
 from distill.data.prepare import PrepareOptions, prepare_dataset

@@ -12,7 +12,7 @@ Layout of a prepared dataset directory::
     users.json   {"ids": [raw user id as str, index = internal id]}
     stats.json   users, items, interactions, instances per split, max_len, split, content_hash, ...
 
-Internal item ids are 0..num_items-1 in sorted order of the raw ids (SPEC §1); the padding id
+Internal item ids are 0..num_items-1 in sorted order of the raw ids (docs/method.md §1); the padding id
 is `num_items`. No pickles: arrays in safetensors, everything else in JSON.
 """
 

@@ -1,4 +1,4 @@
-"""Preprocessing: raw interactions -> a prepared dataset directory (SPEC §1).
+"""Preprocessing: raw interactions -> a prepared dataset directory (docs/method.md §1).
 
 Steps, in order: optional rating filter; deterministic id maps (sorted raw ids, numerically when
 all are integers); optional k-core filter; each user's interactions sorted by (timestamp, file
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from distill.data.dataset import SPLITS, PreparedDataset, Split, content_hash
-from distill.data.readers import READERS, Interactions, RawData
+from distill.data.readers import READERS
+from distill.data.readers.common import Interactions, RawData
 from distill.errors import ConfigError, DataError
 from distill.io import atomic_directory
 
@@ -28,7 +29,7 @@ SPLIT_METHODS = ("time", "loo")
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """How to read and cut the data; the defaults follow SPEC §1. Sources that come already
+    """How to read and cut the data; the defaults follow docs/method.md §1. Sources that come already
     split (RecBole sequence files, reference CSVs) keep their split and take only max_len."""
 
     max_len: int = 10                      # L: history items kept per instance, oldest dropped first
@@ -60,7 +61,7 @@ class PrepareOptions:
 def prepare_dataset(fmt: str, input: str | Path, out: str | Path, items: str | Path | None = None,
                     *, options: PrepareOptions | None = None) -> PreparedDataset:
     """Read `input` (and the titles file `items`) in format `fmt` and write the prepared
-    dataset to `out` (SPEC §1). Returns the dataset, loaded from memory, with `path=out`."""
+    dataset to `out` (docs/method.md §1). Returns the dataset, loaded from memory, with `path=out`."""
     options = options or PrepareOptions()
     options.check()
     if fmt not in READERS:
@@ -129,7 +130,7 @@ def _rating_filter(inter: Interactions, min_rating: float | None) -> Interaction
 
 
 def sorted_ids(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The id map of SPEC §1 for distinct raw ids `names`: returns (raw ids in internal-id
+    """The id map of docs/method.md §1 for distinct raw ids `names`: returns (raw ids in internal-id
     order, internal id of each name). Sorted numerically when every raw id is an integer, else
     lexicographically; never in set or file order."""
     order = np.argsort(names, kind="stable")
@@ -191,7 +192,7 @@ def _position_in_group(keys: np.ndarray) -> np.ndarray:
 
 def windows(flat: np.ndarray, ends: np.ndarray, lengths: np.ndarray, max_len: int,
             pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """History windows (SPEC §1): instance k's history is `flat[ends[k]-lengths[k]:ends[k]]`;
+    """History windows (docs/method.md §1): instance k's history is `flat[ends[k]-lengths[k]:ends[k]]`;
     keep its last `max_len` items, oldest first, right-padded with `pad`. Returns (seq, len_seq)."""
     len_seq = np.minimum(lengths, max_len).astype(np.int64)
     start = ends - len_seq
@@ -203,7 +204,7 @@ def windows(flat: np.ndarray, ends: np.ndarray, lengths: np.ndarray, max_len: in
 
 
 def time_split(times: np.ndarray) -> list[np.ndarray]:
-    """BIGRec/DLLM2Rec protocol (SPEC §1): instances sorted by target timestamp (ties by user,
+    """BIGRec/DLLM2Rec protocol (docs/method.md §1): instances sorted by target timestamp (ties by user,
     then position), the first 80% train, the next 10% val, the last 10% test.
 
     The instances come sorted by (user, position), so a stable sort on time alone breaks ties
@@ -261,7 +262,7 @@ def _from_given(raw: RawData, options: PrepareOptions) -> PreparedDataset:
 
 
 def _untitled(raw: RawData, item_ids: np.ndarray) -> list[int]:
-    """Internal ids of kept items without a title (the teacher prompts with titles, SPEC §2)."""
+    """Internal ids of kept items without a title (the teacher prompts with titles, docs/method.md §2)."""
     if raw.titles_source is None:
         return []
     return [i for i, item in enumerate(item_ids.tolist()) if not raw.titles.get(item)]

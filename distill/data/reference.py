@@ -1,4 +1,4 @@
-"""Export a prepared dataset in the DLLM2Rec reference code's CSV layout (SPEC §1).
+"""Export a prepared dataset in the DLLM2Rec reference code's CSV layout (docs/method.md §1).
 
 `train_data.csv`, `val_data.csv`, `test_data.csv` with columns `seq,len_seq,next` (seq written
 like "[1, 2, 3, 50, 50]", right-padded with item_num) and `data_statis.csv` (`seq_size,item_num`),
@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 
 from distill.data.dataset import SPLITS, PreparedDataset
-from distill.data.readers import REFERENCE_SPLITS, REFERENCE_STATS
+from distill.data.readers.reference import REFERENCE_SPLITS, REFERENCE_STATS
 from distill.io import atomic_directory
 
 

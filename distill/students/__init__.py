@@ -1,4 +1,4 @@
-"""Sequential students, one per file, one registry (SPEC §3)."""
+"""Sequential students, one per file, one registry (docs/method.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GRU4Rec (Hidasi et al., ICLR 2016), as in the DLLM2Rec reference code (SPEC §3).
+"""GRU4Rec (Hidasi et al., ICLR 2016), as in the DLLM2Rec reference code (docs/method.md §3).
 
 Item embedding -> GRU -> hidden state at the last real position -> linear scorer. Histories are
 right-padded, and a GRU only looks backwards, so running it over the padded window and reading

@@ -1,4 +1,4 @@
-"""SASRec (Kang & McAuley, ICDM 2018), as in the DLLM2Rec reference code (SPEC §3).
+"""SASRec (Kang & McAuley, ICDM 2018), as in the DLLM2Rec reference code (docs/method.md §3).
 
 Item + positional embedding -> causal self-attention block(s) (pre-norm, residual) -> state at
 position len_seq - 1 -> linear scorer. With right padding and a causal mask the read position

@@ -1,4 +1,4 @@
-"""Teacher artifacts: what every teacher writes and the trainer reads (SPEC §2.4-2.5, §4, §5).
+"""Teacher artifacts: what every teacher writes and the trainer reads (docs/method.md §2.4-2.5, §4, §5).
 
 Layout of a teacher-artifacts directory::
 
@@ -8,27 +8,24 @@ Layout of a teacher-artifacts directory::
         {split}_ids   int64   [N_split, K]   the teacher's top-K item ids, best first
         {split}_dist  float32 [N_split, K]   their distances, ascending (smaller = more confident)
         {split}_target_dist float32 [N_split] (optional) distance from the teacher's answer to the
-                      true next item: the per-instance confidence of `confidence=paper` (SPEC §4)
+                      true next item: the per-instance confidence of `confidence=paper` (docs/method.md §4)
     item_embeddings.safetensors  (optional)
         embeddings    float32 [num_items, D] teacher item embeddings for embedding distillation
 
 Row i of a split's arrays belongs to instance i of the same split of the prepared dataset whose
-`content_hash` is `dataset_hash`; the hash is what ties ranks to one item map (SPEC §1 warns that
+`content_hash` is `dataset_hash`; the hash is what ties ranks to one item map (docs/method.md §1 warns that
 the reference pipeline's files do not line up). Arrays stay numpy; the trainer converts to torch.
 
-`import_reference` converts the DLLM2Rec reference code's files (`myrank_train.txt`,
-`confidence_train.txt`, `all_embeddings.pt`) into this format.
+`distill.teacher.reference.import_reference` converts the DLLM2Rec reference code's files
+(`myrank_train.txt`, `confidence_train.txt`, `all_embeddings.pt`) into this format.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file, save_file
 
 from distill.data.dataset import SPLITS, PreparedDataset
@@ -76,7 +73,7 @@ class TeacherArtifacts:
         """
         if "train" not in ids:
             raise TeacherError("the teacher produced no train ranks; it must rank every training "
-                               "instance (SPEC §2)")
+                               "instance (docs/method.md §2)")
         for split, array in ids.items():
             if np.asarray(array).dtype.kind not in "iu":
                 raise TeacherError(f"{split} ids have dtype {np.asarray(array).dtype}; item ids must be "
@@ -215,7 +212,7 @@ class TeacherArtifacts:
         ranks, k, num_items = self._file(RANKS_FILE), self.meta["k"], self.meta["num_items"]
         if "train" not in self.splits:
             raise TeacherError(f"{ranks}: no train ranks; the teacher must rank every training "
-                               "instance (SPEC §2)")
+                               "instance (docs/method.md §2)")
         if not isinstance(k, int) or k < 1:
             raise TeacherError(f"{ranks}: K must be a positive number of columns, got {k!r}")
         for split in self.splits:
@@ -234,13 +231,13 @@ class TeacherArtifacts:
                 row, col = bad[0]
                 raise TeacherError(f"{ranks}: {split}_ids row {row}, column {col} is item "
                                    f"{ids[row, col]}, outside 0..{num_items - 1} ({num_items:,} items)")
-            _require_finite(dist, f"{ranks}: {split}_dist")
+            require_finite(dist, f"{ranks}: {split}_dist")
             if split in self.target_distances:
                 target = self.target_distances[split]
                 if target.shape != (ids.shape[0],):
                     raise TeacherError(f"{ranks}: {split}_target_dist has shape {list(target.shape)}; "
                                        f"expected one distance per instance ({ids.shape[0]:,})")
-                _require_finite(target, f"{ranks}: {split}_target_dist")
+                require_finite(target, f"{ranks}: {split}_target_dist")
         if self.item_embeddings is None:
             if self.meta["dim"] is not None:
                 raise TeacherError(f"{self._file(META_FILE)}: dim is {self.meta['dim']} but there are no "
@@ -253,112 +250,10 @@ class TeacherArtifacts:
         if embeddings.shape[0] != num_items:
             raise TeacherError(f"{file}: {embeddings.shape[0]:,} embedding rows but the dataset has "
                                f"{num_items:,} items; there must be one row per item")
-        _require_finite(embeddings, f"{file}: embeddings")
+        require_finite(embeddings, f"{file}: embeddings")
 
     def _file(self, name: str) -> str:
         return str(self.path / name) if self.path is not None else name
-
-
-def import_reference(dataset: PreparedDataset, ranks_path: str | Path, confidence_path: str | Path,
-                     embeddings_path: str | Path | None, out: str | Path,
-                     k: int | None = None) -> TeacherArtifacts:
-    """Convert the DLLM2Rec reference code's teacher files into teacher artifacts at `out`.
-
-    `ranks_path` (myrank_train.txt) and `confidence_path` (confidence_train.txt) hold one row per
-    training instance of `dataset`, in its order: the teacher's top item ids and their distances
-    (SPEC §4 uses exp(-distance) as confidence). `embeddings_path` (all_embeddings.pt) holds a
-    [num_items, D] tensor; it is read with weights_only=True so a crafted pickle cannot run code.
-    `k` keeps the first k columns (the reference code's `candidate_topk`); default all.
-    Everything is validated before anything is written, so a failure leaves `out` untouched.
-    """
-    ranks_path, confidence_path = Path(ranks_path), Path(confidence_path)
-    ranks = _read_table(ranks_path)
-    expected = len(dataset.train)
-    if ranks.shape[0] != expected:
-        raise TeacherError(f"{ranks_path.name}: {ranks.shape[0]:,} rows but the prepared dataset has "
-                           f"{expected:,} training instances; the file needs one row per training "
-                           "instance, in order: export it from the teacher run on this prepared dataset")
-    confidence = _read_table(confidence_path)
-    if confidence.shape != ranks.shape:
-        raise TeacherError(f"{confidence_path.name}: shape {_shape(confidence)} but {ranks_path.name} "
-                           f"is {_shape(ranks)}; both come from one teacher run and need one distance "
-                           "per ranked item: pass the pair from the same run")
-    if k is not None:
-        if not 1 <= k <= ranks.shape[1]:
-            raise TeacherError(f"{ranks_path.name}: has {ranks.shape[1]} columns, so k must be in "
-                               f"1..{ranks.shape[1]}, got {k}")
-        ranks, confidence = ranks[:, :k], confidence[:, :k]
-
-    ids = _item_ids(ranks, ranks_path.name, dataset.num_items)
-    _require_finite(confidence, confidence_path.name, first=1)
-    embeddings = None if embeddings_path is None else _read_reference_embeddings(Path(embeddings_path),
-                                                                                  dataset.num_items)
-    teacher = {
-        "kind": "reference",
-        "description": "imported from the DLLM2Rec reference code's files",
-        "files": {"ranks": ranks_path.name, "confidence": confidence_path.name,
-                  "embeddings": None if embeddings_path is None else Path(embeddings_path).name},
-    }
-    artifacts = TeacherArtifacts.build(dataset, {"train": ids}, {"train": confidence}, embeddings, teacher)
-    artifacts.save(out)
-    return artifacts
-
-
-def _read_table(path: Path) -> np.ndarray:
-    """A whitespace-separated table of numbers, as np.savetxt writes it; always 2-D float64."""
-    try:
-        with warnings.catch_warnings():
-            # An empty file only warns; the row-count check then reports it with the fix.
-            warnings.simplefilter("ignore", UserWarning)
-            return np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except FileNotFoundError:
-        raise TeacherError(f"{path}: file not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TeacherError(f"{path.name}: not a whitespace-separated table of numbers ({exc}); "
-                           "write it with np.savetxt, one row per training instance") from None
-
-
-def _item_ids(ranks: np.ndarray, name: str, num_items: int) -> np.ndarray:
-    """Float table (np.savetxt writes ids as 12.0) -> int64 ids, refusing fractions and strays."""
-    bad = np.argwhere(~np.isfinite(ranks) | (ranks != np.round(ranks)))
-    if len(bad):
-        row, col = bad[0]
-        raise TeacherError(f"{name}: row {row + 1}, column {col + 1} is {ranks[row, col]}, not an "
-                           "item id (ids are whole numbers); pass the rank file, not the confidence file")
-    bad = np.argwhere((ranks < 0) | (ranks >= num_items))
-    if len(bad):
-        row, col = bad[0]
-        raise TeacherError(f"{name}: row {row + 1}, column {col + 1} is item {int(ranks[row, col])} but the "
-                           f"prepared dataset has {num_items:,} items (ids 0..{num_items - 1}); the ranks "
-                           "were computed with another item map: recompute them on this prepared dataset")
-    return ranks.astype(np.int64)
-
-
-def _read_reference_embeddings(path: Path, num_items: int) -> np.ndarray:
-    """all_embeddings.pt -> float32 [num_items, D]; only a plain tensor is accepted."""
-    try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise TeacherError(f"{path}: file not found") from None
-    except Exception as exc:  # torch raises UnpicklingError, KeyError, EOFError, RuntimeError ...
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        problem = (f"it pickles {refused.group(1)}, which is refused because unpickling it could run code"
-                   if refused else f"not a torch.save file ({type(exc).__name__}: {str(exc)[:200]})")
-        raise TeacherError(f"{path.name}: cannot be loaded with torch.load(weights_only=True): {problem}; "
-                           "save the [num_items, D] embedding tensor itself with torch.save(tensor)") from None
-    if not isinstance(loaded, torch.Tensor):
-        raise TeacherError(f"{path.name}: holds a {type(loaded).__name__}, not a tensor; save the "
-                           "[num_items, D] embedding tensor itself with torch.save(tensor)")
-    if loaded.ndim != 2 or not loaded.is_floating_point():
-        raise TeacherError(f"{path.name}: a {loaded.dtype} tensor of shape {list(loaded.shape)}; expected "
-                           "a floating-point [num_items, D] tensor")
-    if loaded.shape[0] != num_items:
-        raise TeacherError(f"{path.name}: {loaded.shape[0]:,} rows but the prepared dataset has "
-                           f"{num_items:,} items; it needs one row per item in the prepared item order: "
-                           "recompute the embeddings on this prepared dataset")
-    embeddings = loaded.detach().to(torch.float32).contiguous().numpy()
-    _require_finite(embeddings, path.name)
-    return embeddings
 
 
 def _read_safetensors(file: Path) -> dict[str, np.ndarray]:
@@ -370,14 +265,10 @@ def _read_safetensors(file: Path) -> dict[str, np.ndarray]:
         raise TeacherError(f"{file}: cannot read ({exc}); write the teacher artifacts again") from None
 
 
-def _require_finite(table: np.ndarray, what: str, first: int = 0) -> None:
+def require_finite(table: np.ndarray, what: str, first: int = 0) -> None:
     """Refuse NaN/inf in a 2-D array; rows and columns are counted from `first` in the message."""
     bad = np.argwhere(~np.isfinite(table))
     if len(bad):
         row, col = bad[0]
         raise TeacherError(f"{what}: row {row + first}, column {col + first} is {table[row, col]}, not a "
                            "finite number; the teacher's outputs must be real numbers")
-
-
-def _shape(array: np.ndarray) -> str:
-    return " x ".join(f"{n:,}" for n in array.shape)

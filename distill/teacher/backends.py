@@ -1,7 +1,7 @@
 """Generation backends for the BIGRec teacher: one interface, the same prompts, the same outputs.
 
 A backend turns prompts into generated responses (beam search, the top beam) and texts into
-base-model embeddings (last layer, last token, no adapter: SPEC §2.4).
+base-model embeddings (last layer, last token, no adapter: docs/method.md §2.4).
 
 - `hf`: transformers `generate` with beam search, left padding, batched; bf16 on a GPU that has
   it (fp16 otherwise), fp32 on a CPU. Runs anywhere transformers does.

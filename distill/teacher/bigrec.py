@@ -1,4 +1,4 @@
-"""`teacher bigrec`: BIGRec's teacher end to end (SPEC §2): prompt, generate, ground, write.
+"""`teacher bigrec`: BIGRec's teacher end to end (docs/method.md §2): prompt, generate, ground, write.
 
 Work is cut into blocks of `block` consecutive instances of a split. A block is the unit of
 everything that must not depend on how a run is split up:
@@ -12,7 +12,8 @@ everything that must not depend on how a run is split up:
 
 The cache key hashes everything the outputs depend on (prepared dataset, model and adapter
 fingerprints, prompt, K, decoding, grounding, backend, dtype, limit, block and batch). A complete
-entry `<cache>/<key>/artifacts` is copied to `--out` instead of being computed again; it appears
+entry `<cache>/<key>/artifacts` is copied to `--out` instead of being computed again (with
+`out=None` its path is returned and nothing is copied: the service's one teacher cache); it appears
 only complete (atomic_directory). Latency (`latency.json`) is measured, not computed, so it is the
 one file that differs between two runs.
 """
@@ -178,20 +179,24 @@ def default_cache() -> Path:
     return llm.home() / "teachers"
 
 
-def bigrec_teacher(dataset: PreparedDataset, out: str | Path, model: str | Path | None = None,
+def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str | Path | None = None,
                    adapter: str | Path | None = None, options: BigRecOptions | None = None,
                    shard: tuple[int, int] | None = None, cache: str | Path | None = None,
                    log: Callable[[str], None] | None = None) -> dict:
-    """Run the teacher (or one shard of it) and write `out`. Returns {"key", "cached", "path", ...}."""
+    """Run the teacher (or one shard of it) and write `out`. Returns {"key", "cached", "path", ...}:
+    `path` is `out`, or with `out=None` the cache entry's complete artifacts directory (not copied)."""
     options = options or BigRecOptions()
     log = log or (lambda message: None)
+    if out is None and shard is not None:
+        raise ConfigError("bigrec: a shard is written to its own directory; pass out for --shard")
     run = plan(dataset, model, adapter, options)
     entry = Path(cache) if cache is not None else default_cache()
     entry = entry / run.key
     if shard is None and (entry / "artifacts" / "teacher.json").is_file():
-        _copy_dir(entry / "artifacts", out)
+        if out is not None:
+            _copy_dir(entry / "artifacts", out)
         log(f"teacher bigrec: reused the cached result {run.key} ({entry / 'artifacts'})")
-        return {"key": run.key, "cached": True, "path": str(out)}
+        return {"key": run.key, "cached": True, "path": str(out if out is not None else entry / "artifacts")}
 
     blocks = run.blocks()
     mine = blocks if shard is None else blocks[(shard[0] - 1) * len(blocks) // shard[1]:
@@ -247,13 +252,16 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path, model: str | Path 
     _assemble(dataset, run.teacher, blocks, lambda block: partial / "blocks" / _block_name(block),
               partial / "items.safetensors", partial / "latency.json", entry / "artifacts")
     shutil.rmtree(partial, ignore_errors=True)
+    if out is None:
+        return {"key": run.key, "cached": False, "path": str(entry / "artifacts")}
     _copy_dir(entry / "artifacts", out)
     return {"key": run.key, "cached": False, "path": str(out)}
 
 
-def merge_shards(dataset: PreparedDataset, shards: list[str | Path], out: str | Path,
+def merge_shards(dataset: PreparedDataset, shards: list[str | Path], out: str | Path | None,
                  cache: str | Path | None = None) -> dict:
-    """Join `--shard i/n` outputs into the artifacts an unsharded run writes (byte for byte)."""
+    """Join `--shard i/n` outputs into the artifacts an unsharded run writes (byte for byte), in the
+    cache entry and copied to `out` (`out=None`: `path` is the cache entry's artifacts, not copied)."""
     records = []
     for directory in map(Path, shards):
         if not (directory / SHARD_FILE).is_file():
@@ -285,6 +293,8 @@ def merge_shards(dataset: PreparedDataset, shards: list[str | Path], out: str | 
     entry = (Path(cache) if cache is not None else default_cache()) / first["key"]
     _assemble(dataset, first["teacher"], blocks, where.__getitem__, records[0][1] / "items.safetensors", latency,
               entry / "artifacts")
+    if out is None:
+        return {"key": first["key"], "path": str(entry / "artifacts"), "shards": len(records)}
     _copy_dir(entry / "artifacts", out)
     return {"key": first["key"], "path": str(out), "shards": len(records)}
 

@@ -1,4 +1,4 @@
-"""`teacher finetune`: BIGRec's LoRA fine-tuning of a causal LM on prompts (SPEC §2.1).
+"""`teacher finetune`: BIGRec's LoRA fine-tuning of a causal LM on prompts (docs/method.md §2.1).
 
 A seeded sample of training instances (1,024 by default, as BIGRec) becomes prompt + quoted next
 title + eos; the loss covers the response only. LoRA r=8, alpha=16, dropout 0.05 on q_proj and

@@ -1,4 +1,4 @@
-"""BIGRec's grounding step (SPEC §2.4): generated text -> the nearest real items by L2 distance.
+"""BIGRec's grounding step (docs/method.md §2.4): generated text -> the nearest real items by L2 distance.
 
 Queries (embedded generations) and items (embedded titles) come from the same base model, last
 layer, last token. Both are centred on the items' mean first: L2 distances do not change, but LLM
@@ -20,7 +20,7 @@ def nearest_items(queries: torch.Tensor, items: torch.Tensor, k: int, histories:
     Returns `ids`, `dist` (every item ranked) and, with `histories` ([n, L] padded with
     num_items), `ids_new`, `dist_new`: the same ranking with the history's own items moved behind
     every other item (BIGRec asks for a *new* item); with `targets`, `target_dist`: the distance to
-    each instance's true next item (the per-instance confidence of SPEC §4).
+    each instance's true next item (the per-instance confidence of docs/method.md §4).
     """
     num_items = items.shape[0]
     center = items.mean(0, keepdim=True)

@@ -1,4 +1,4 @@
-"""BIGRec's prompts (SPEC §2.2): an Alpaca-style instruction, the history as quoted titles, the
+"""BIGRec's prompts (docs/method.md §2.2): an Alpaca-style instruction, the history as quoted titles, the
 next title as the response. The same text feeds fine-tuning, generation on every backend, and
 the cache key, so it is built in one place.
 """

@@ -1,14 +1,14 @@
 """A cheap content teacher from item titles alone, for machines without an LLM.
 
-It mirrors BIGRec's grounding step (SPEC §2.4) with the LLM taken out: instead of embedding a
+It mirrors BIGRec's grounding step (docs/method.md §2.4) with the LLM taken out: instead of embedding a
 generated title, it embeds the user's history. Items become TF-IDF vectors of their lower-cased
 title words, reduced to `dim` by a seeded truncated SVD (latent semantic analysis, so titles that
 share no word but share a vocabulary neighbourhood still come close) and L2-normalised. A history
 becomes the recency-weighted mean of its items' vectors, normalised. Every item is ranked by L2
 distance to the history vector; the top K ids and distances are the teacher's outputs, and the
-item vectors are its item embeddings (SPEC §2.5).
+item vectors are its item embeddings (docs/method.md §2.5).
 
-It is a weak teacher: SPEC §6 measured that a weak teacher can hurt the student, so runs with it
+It is a weak teacher: docs/method.md §6 measured that a weak teacher can hurt the student, so runs with it
 should use `lam=auto`.
 """
 
@@ -42,7 +42,7 @@ def title_teacher(dataset: PreparedDataset, k: int = 20, splits: tuple[str, ...]
     """Rank every item for every instance of `splits` by title similarity to its history.
 
     `exclude_history` ranks the items already in the history last: they are the nearest by
-    construction, and the teacher's prompt asks for a *new* item (SPEC §2.2). `batch` instances are
+    construction, and the teacher's prompt asks for a *new* item (docs/method.md §2.2). `batch` instances are
     ranked at a time, bounding memory at a few batch x num_items floats.
     """
     require_list_length(dataset, k)
@@ -122,7 +122,7 @@ def _truncated_svd(matrix: torch.Tensor, rank: int) -> torch.Tensor:
 def rank_split(split: Split, items: torch.Tensor, k: int, batch: int,
                exclude_history: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k item ids (int64) and L2 distances (float32, ascending) for every instance of `split`,
-    and the distance to its true next item (the per-instance confidence of SPEC §4, `paper`)."""
+    and the distance to its true next item (the per-instance confidence of docs/method.md §4, `paper`)."""
     num_items, dim = items.shape
     if len(split) == 0:
         return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)

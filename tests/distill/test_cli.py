@@ -116,7 +116,7 @@ def test_documented_pipeline_runs_end_to_end(prepared, tmp_path):
     assert "teacher test: hr@10" in proc.stdout
     proc = run("train", "--data", data, "--student", "gru4rec", "--teacher", tmp_path / "teacher",
                "--epochs", 2, "--set", "lam=0.5", "--out", tmp_path / "run", check=True)
-    assert "note: lambda_d fixed at 0.5; this student was not compared with the plain one" in proc.stdout
+    assert "note: lambda_d fixed at 0.5; this student was not compared with the baseline one" in proc.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["distilled"] and metrics["lam"] == 0.5 and metrics["teacher"]["kind"] == "titles"
     first = PreparedDataset.load(data).item_ids[:3]
@@ -132,7 +132,10 @@ def test_demo_pipeline_compares_roles_and_resumes_without_repeating_work(prepare
             "--items", prepared / "syn" / "items.csv", "--student", "gru4rec", "--teacher", "semantic",
             "--set", "epochs=2"]
     first = run(*args, check=True)
+    assert "train: baseline student (gru4rec)" in first.stdout
     assert "train: distilled student (gru4rec, lam=auto)" in first.stdout
+    assert "teacher: sentence encoder over the titles on train/val/test" in first.stdout
+    assert (tmp_path / "demo" / "student-baseline" / "metrics.json").is_file()
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary) >= {"most_popular", "teacher", "baseline", "distilled", "latency", "protocol", "lam"}
     assert summary["lam"] in summary["lam_auto"]["grid"]
@@ -140,8 +143,14 @@ def test_demo_pipeline_compares_roles_and_resumes_without_repeating_work(prepare
     assert teacher["teacher"]["kind"] == "semantic" and teacher["test"] == summary["teacher"]["test"]
     for role in ("baseline", "distilled"):
         assert 0 <= summary[role]["test"]["ndcg@20"] <= 1
+        stored = json.loads((tmp_path / "demo" / f"student-{role}" / "metrics.json").read_text())
+        assert summary[role] == {s: stored[s] for s in ("val", "test")}
         assert summary["latency"][role]["p50_ms"] > 0
     assert summary["distilled"]["val"]["ndcg@20"] >= summary["baseline"]["val"]["ndcg@20"]
+    # lam=auto's lambda_d = 0 candidate is the baseline student (same seed), so the comparison above is
+    # against the baseline's own number, and the chosen one is the grid's best on val
+    assert summary["lam_auto"]["val_ndcg@20"]["0.0"] == summary["baseline"]["val"]["ndcg@20"]
+    assert summary["distilled"]["val"]["ndcg@20"] == max(summary["lam_auto"]["val_ndcg@20"].values())
     weights = tmp_path / "demo" / "student-distilled" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
     second = run(*args, check=True)

@@ -163,7 +163,8 @@ def test_failure_keeps_a_previous_output_untouched(tmp_path):
     inter = tmp_path / "interactions.csv"
     inter.write_text("user_id,item_id,timestamp\nu,a,soon\n")
     (tmp_path / "items.csv").write_text(GOOD_ITEMS)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"^interactions.csv line 2: timestamp 'soon' is not a number; timestamps "
+                                        r"must be integers \(e.g. Unix seconds\) or ISO dates$"):
         prepare_dataset("csv", inter, out, items=tmp_path / "items.csv")
     assert [p.name for p in out.iterdir()] == ["stats.json"]
 
@@ -175,7 +176,12 @@ def test_too_little_data_for_a_split(tmp_path):
 
 
 def test_bad_options_are_config_errors(tmp_path):
-    for options in (PrepareOptions(split="random"), PrepareOptions(max_len=0),
-                    PrepareOptions(user_col="item_id")):
-        with pytest.raises(ConfigError):
+    for options, message in (
+            (PrepareOptions(split="random"), "split must be one of time, loo, got 'random'"),
+            (PrepareOptions(max_len=0), "max_len must be a positive integer, got 0"),
+            (PrepareOptions(user_col="item_id"), "user_col, item_col, time_col, rating_col must be distinct and "
+                                                 "title_col differ from item_col, got ('item_id', 'item_id', "
+                                                 "'timestamp', 'rating', 'title')")):
+        with pytest.raises(ConfigError) as error:
             prepare_dataset("csv", tmp_path / "x.csv", tmp_path / "out", options=options)
+        assert str(error.value) == message

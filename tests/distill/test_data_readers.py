@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from distill.data import PrepareOptions, prepare_dataset
-from distill.data.readers import read_csv, read_movielens, read_recbole, read_reference
+from distill.data.readers.csv import read_csv
+from distill.data.readers.movielens import read_movielens
+from distill.data.readers.recbole import read_recbole
+from distill.data.readers.reference import read_reference
 
 
 def write(path: Path, text: str | bytes) -> Path:

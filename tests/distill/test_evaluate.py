@@ -72,8 +72,14 @@ def test_most_popular_baseline():
     assert 0 <= m["hr@20"] <= 1
     counts = np.bincount(data.train.next, minlength=data.num_items)
     top1 = np.argsort(-counts, kind="stable")[0]
+    assert (counts == counts[top1]).sum() == 1  # one most popular item: the hr@1 check below runs
     if (counts == counts[top1]).sum() == 1:
         assert m["hr@1"] == pytest.approx(np.mean(data.test.next == top1))
+    # every cutoff, ties counted against the target: the rank is the number of items seen at least as often
+    ranks = (counts[None, :] >= counts[data.test.next][:, None]).sum(1)
+    for k in (1, 10, 20):
+        assert m[f"hr@{k}"] == pytest.approx(np.mean(ranks <= k))
+        assert m[f"ndcg@{k}"] == pytest.approx(np.mean(np.where(ranks <= k, 1 / np.log2(ranks + 1), 0)))
 
 
 class Fixed(torch.nn.Module):

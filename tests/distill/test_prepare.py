@@ -1,4 +1,4 @@
-"""Preprocessing (SPEC §1): id map, windows, padding, splits, k-core, stats, reference export."""
+"""Preprocessing (docs/method.md §1): id map, windows, padding, splits, k-core, stats, reference export."""
 
 from __future__ import annotations
 

@@ -73,20 +73,20 @@ def test_informative_teacher_makes_the_student_better(synthetic):
     teacher = future_teacher(synthetic)
     hits = teacher_metrics(teacher.ids["train"], synthetic.train.next)["hr@10"]
     assert hits > 0.9                                    # far above chance (10 / ~1,400)
-    plain, distilled = [], []
+    baseline, distilled = [], []
     for seed in (0, 1):
         config = TrainConfig(student="sasrec", epochs=40, seed=seed)
-        plain.append(train(synthetic, config).test["ndcg@20"])
+        baseline.append(train(synthetic, config).test["ndcg@20"])
         distilled.append(train(synthetic, config, teacher).test["ndcg@20"])
-    print(f"\ninformative teacher, test ndcg@20 per seed: plain {plain}, distilled {distilled}")
-    assert np.mean(distilled) > np.mean(plain)
+    print(f"\ninformative teacher, test ndcg@20 per seed: baseline {baseline}, distilled {distilled}")
+    assert np.mean(distilled) > np.mean(baseline)
 
 
-def test_random_teacher_hurts_and_lam_auto_keeps_the_plain_student(synthetic):
+def test_random_teacher_hurts_and_lam_auto_keeps_the_baseline_student(synthetic):
     result = train(synthetic, TrainConfig(student="sasrec", epochs=40, lam="auto"), random_teacher(synthetic))
     choice = result.lam_auto
     val, test = choice["val_ndcg@20"], choice["test_ndcg@20"]
     print(f"\nrandom teacher, ndcg@20 per lambda_d: val {val}, test {test}; lam=auto chose {result.lam}")
     assert test["0.7"] < test["0.0"]                      # the faithful method at lambda_d=0.7 loses
-    assert result.val["ndcg@20"] >= val["0.0"]           # never worse than plain on val
+    assert result.val["ndcg@20"] >= val["0.0"]           # never worse than the baseline on val
     assert abs(result.test["ndcg@20"] - test["0.0"]) <= 0.1 * test["0.0"]

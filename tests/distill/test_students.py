@@ -6,9 +6,12 @@ import torch
 
 from distill.config import TrainConfig
 from distill.embedding import ItemEmbedding
+from distill.evaluate import evaluate
 from distill.students import REGISTRY, build_student
+from distill.inference import TrainedStudent
+from distill.rundir import save_run
 from distill.teacher import TeacherArtifacts
-from distill.train import TrainedStudent, save_run, train
+from distill.train import train
 from factories import chain_dataset
 
 
@@ -77,6 +80,9 @@ def test_every_student_trains_one_epoch_with_and_without_distillation(name, tmp_
         result = train(data, config, teacher if with_teacher else None)
         assert result.best_epoch == 1 and np.isfinite(result.history[0]["loss"])
         assert 0 <= result.test["ndcg@20"] <= 1 and result.distilled == with_teacher
+        # the reported numbers are the returned model's on the splits
+        assert result.test == evaluate(result.model, data.test, batch_size=config.eval_batch)
+        assert result.val == result.history[0]["val"]
 
 
 def test_checkpoint_round_trip_gives_identical_scores_without_the_teacher(tmp_path):

@@ -139,10 +139,15 @@ def test_benchmark_scale_has_all_items_titled(tmp_path):
     assert len(items) == 10000 and all(title for _, title in items)
 
 
-@pytest.mark.parametrize("bad", [
-    dict(users=0), dict(items=5, topics=10), dict(topics=0),
-    dict(interactions_per_user=(5, 2)), dict(interactions_per_user=(0, 3)), dict(drift=1.5),
+@pytest.mark.parametrize("bad, message", [
+    (dict(users=0), "users=0: need at least 1 user"),
+    (dict(items=5, topics=10), "items=5: need at least one item per topic (topics=10)"),
+    (dict(topics=0), "topics=0: need at least 1 topic"),
+    (dict(interactions_per_user=(5, 2)), "interactions_per_user=(5, 2): need 1 <= min <= max"),
+    (dict(interactions_per_user=(0, 3)), "interactions_per_user=(0, 3): need 1 <= min <= max"),
+    (dict(drift=1.5), "drift=1.5: must lie in [0, 1]"),
 ])
-def test_bad_arguments_are_refused(tmp_path, bad):
-    with pytest.raises(ConfigError):
+def test_bad_arguments_are_refused(tmp_path, bad, message):
+    with pytest.raises(ConfigError) as error:
         generate_synthetic(tmp_path, **bad)
+    assert str(error.value) == message

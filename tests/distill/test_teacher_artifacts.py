@@ -1,4 +1,4 @@
-"""The teacher-artifacts contract and the reference-file importer (SPEC §2.4-2.5, §4, §5)."""
+"""The teacher-artifacts contract and the reference-file importer (docs/method.md §2.4-2.5, §4, §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The title teacher: TF-IDF title similarity as a cheap stand-in for BIGRec (SPEC §2.4-2.5)."""
+"""The title teacher: TF-IDF title similarity as a cheap stand-in for BIGRec (docs/method.md §2.4-2.5)."""
 
 from __future__ import annotations
 

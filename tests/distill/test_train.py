@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from distill.config import TrainConfig
-from distill.errors import ConfigError
+from distill.errors import ConfigError, TeacherError
 from distill.train import Callbacks, Cancelled, train
 from factories import chain_dataset
 from test_students import small_teacher
@@ -35,6 +35,7 @@ def test_learns_the_chain_and_restores_the_best_epoch():
     assert records[result.best_epoch - 1]["val"]["ndcg@20"] == best
     # early stopping: at most `patience` epochs after the best one
     assert len(records) <= result.best_epoch + 3
+    assert len(records) == min(25, result.best_epoch + 3)  # stopped exactly `patience` epochs after the best
 
 
 def test_cancellation_is_checked_every_batch():
@@ -64,7 +65,8 @@ def test_lam_auto_reports_every_candidate_and_the_choice():
     assert set(choice["val_ndcg@20"]) == {"0.0", "0.1", "0.3", "0.5", "0.7", "1.0"}
     assert choice["chosen"] == result.lam
     assert result.val["ndcg@20"] == max(choice["val_ndcg@20"].values())
-    assert result.val["ndcg@20"] >= choice["plain_val"]
+    assert result.val["ndcg@20"] >= choice["baseline_val"]
+    assert choice["baseline_val"] == choice["val_ndcg@20"]["0.0"]  # lambda_d = 0 is the baseline student
 
 
 def test_lam_auto_without_teacher_is_refused():
@@ -74,7 +76,7 @@ def test_lam_auto_without_teacher_is_refused():
 
 def test_candidate_k_larger_than_the_teachers_list_is_refused():
     data = chain_dataset(num_items=30, users=40)
-    with pytest.raises(Exception, match="candidate_k=10 but the teacher kept only top-5"):
+    with pytest.raises(TeacherError, match="candidate_k=10 but the teacher kept only top-5"):
         train(data, TrainConfig(epochs=1), small_teacher(data, k=5))
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, ml100k_files
+from tests.factories import ROOT, ml100k_files, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("BROWSER_ARTIFACTS", ROOT / "test-artifacts" / "browser"))
 RUN_TIMEOUT_MS = 600_000
@@ -51,13 +51,16 @@ def shot(page, name: str) -> None:
 
 
 def wait_for_status(page, worker, status: str) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    try:
-        page.wait_for_selector(f'#run-status [data-status]:text-is("{status}")', timeout=RUN_TIMEOUT_MS)
-    except PlaywrightTimeout:
+    """Until the run page (which follows the run by itself) shows `status`; Playwright's own wait
+    between checks keeps the page's events flowing."""
+    selector = f'#run-status [data-status]:text-is("{status}")'
+
+    def timed_out() -> str:
         shot(page, "timeout")
-        raise AssertionError(f"{page.url} never showed {status!r}; the page shows:\n{page.inner_text('main')[:1500]}"
-                             f"\nworker log:\n{worker.log.read_text(errors='replace')[-3000:]}") from None
+        return (f"{page.url} never showed {status!r}; the page shows:\n{page.inner_text('main')[:1500]}"
+                f"\nworker log:\n{worker.log.read_text(errors='replace')[-3000:]}")
+    wait_until(lambda: page.locator(selector).count() > 0, RUN_TIMEOUT_MS / 1000, 0.5, timed_out,
+               sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def test_log_in_upload_launch_watch_inspect_and_compare_in_chromium(worker, browser_page, django_user_model):
@@ -108,8 +111,8 @@ def test_log_in_upload_launch_watch_inspect_and_compare_in_chromium(worker, brow
     page.wait_for_selector("table.metrics")
     shot(page, "05-run-detail")
     body = page.inner_text("main")
-    assert "Student, distilled" in body and "Distilled vs plain" in body
-    assert re.search(r"top-20 overlap on test: plain student \d+%, distilled student \d+%", body)
+    assert "Student, distilled" in body and "Distilled vs baseline" in body
+    assert re.search(r"top-20 overlap on test: baseline student \d+%, distilled student \d+%", body)
     assert page.locator("a[download]").count() >= 3
     assert page.evaluate("Chart.getChart('chart-ndcg').data.datasets.length") >= 2
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from conftest import ROOT
+from tests.factories import ROOT
 from webapp.env import database_from_url, env_bool, env_int, env_list
 
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "k" * 20 + "Q9v!x7#Lm2$Pz8&Rt4^Wb6*Yd1@Hs3%Jc5", "ALLOWED_HOSTS": "studio.example.com",

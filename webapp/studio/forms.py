@@ -5,8 +5,6 @@ disagree on what a valid run is."""
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
 import re
 from functools import lru_cache
@@ -15,10 +13,8 @@ from django import forms
 from rest_framework import serializers
 
 from webapp.studio.models import Dataset
-from webapp.studio.pipeline import TEACHER_BACKENDS, validate_config
+from webapp.studio.services import BIGREC_BACKENDS, LEGACY_BACKENDS, ServiceError, teacher_options, validate_config
 
-# TrainConfig's fields after this comment belong to the `distill` section of a run, the rest to `train`.
-DISTILL_SECTION_STARTS = "lam"
 CHOICES = {
     "selection": ("val", "test"),
     "confidence": ("candidate", "paper"),
@@ -44,21 +40,11 @@ TEACHER_FIELDS = ("model", "adapter", "k", "shards", "exclude_history")
 
 @lru_cache(maxsize=1)
 def config_schema() -> list[dict]:
-    """[{name, section, type, default, help, choices}] for every TrainConfig option but `student`,
-    with the one-line help taken from the schema's own comments."""
-    from distill.config import TrainConfig
-    source = inspect.getsource(TrainConfig)
-    comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", source, flags=re.M))
-    schema, section = [], "train"
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == DISTILL_SECTION_STARTS:
-            section = "distill"
-        if field.name == "student":
-            continue
-        schema.append({"name": field.name, "section": section, "type": field.type.replace(" ", ""),
-                       "default": field.default, "help": comments.get(field.name, ""),
-                       "choices": CHOICES.get(field.name), "common": field.name in COMMON})
-    return schema
+    """[{name, section, type, default, help, choices, common}] for every TrainConfig option but
+    `student`, from the fields' own metadata (`distill.config.config_fields`)."""
+    from distill.config import config_fields
+    return [{**option, "choices": CHOICES.get(option["name"]), "common": option["name"] in COMMON}
+            for option in config_fields() if option["name"] != "student"]
 
 
 def default_config(student: str = "sasrec") -> dict:
@@ -74,7 +60,7 @@ class RunForm(forms.Form):
     tags = forms.CharField(required=False, max_length=500, help_text="comma-separated, e.g. sweep-1, ml100k")
     student = forms.ChoiceField(choices=[], initial="sasrec",
                                 help_text="the sequential recommender to distil into")
-    teacher_backend = forms.ChoiceField(choices=[(b, b) for b in TEACHER_BACKENDS], initial="semantic",
+    teacher_backend = forms.ChoiceField(choices=[(b, b) for b in LEGACY_BACKENDS], initial="semantic",
                                         label="Teacher backend", help_text=TEACHER_HELP["backend"])
     teacher_model = forms.CharField(required=False, max_length=500, label="Teacher model",
                                     help_text=TEACHER_HELP["model"])
@@ -119,9 +105,10 @@ class RunForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        backend = data["teacher_backend"]
-        allowed = TEACHER_BACKENDS[backend]
-        teacher: dict = {"backend": backend}
+        backend = data["teacher_backend"]   # semantic | titles | hf | vllm (hf, vllm: the bigrec kind)
+        kind = "bigrec" if backend in BIGREC_BACKENDS else backend
+        allowed = teacher_options(kind)
+        teacher: dict = {"kind": kind, "backend": backend} if kind == "bigrec" else {"kind": kind}
         extra = {}
         if data.get("teacher_extra", "").strip():
             try:
@@ -146,7 +133,7 @@ class RunForm(forms.Form):
         if "k" in allowed:
             teacher["k"] = values["k"] or 20
         for key, value in extra.items():
-            if key in teacher and key != "backend":
+            if key in teacher and key not in ("kind", "backend"):
                 self.add_error("teacher_extra", f"{key!r} has its own field above")
             teacher[key] = value
         if self.errors:
@@ -160,9 +147,8 @@ class RunForm(forms.Form):
                 sections[option["section"]][option["name"]] = value
         try:
             data["config"] = validate_config(data["student"], teacher, sections["distill"], sections["train"])
-        except ValueError as exc:
-            field, message = exc.args if len(exc.args) == 2 else ("config", str(exc))
-            self.add_error(self._field_for(field, message), message)
+        except ServiceError as exc:
+            self.add_error(self._field_for(exc.field, exc.message), exc.message)
         tags = [t.strip() for t in data.get("tags", "").split(",") if t.strip()]
         if len(tags) > 20 or any(len(t) > 50 for t in tags):
             self.add_error("tags", "at most 20 tags of at most 50 characters each")
@@ -211,7 +197,7 @@ class DatasetUploadForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The files the API takes, with the API's help texts (one list of roles for both).
-        from webapp.studio.api import DatasetUploadSerializer
+        from webapp.studio.serializers import DatasetUploadSerializer
         for role, field in DatasetUploadSerializer().fields.items():
             if isinstance(field, serializers.FileField):
                 self.fields[role] = forms.FileField(required=False, help_text=field.help_text)

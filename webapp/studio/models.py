@@ -43,7 +43,6 @@ class Run(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    STAGES = ("teacher", "baseline", "distilled", "latency")
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")

@@ -21,18 +21,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import ValidationError as ApiValidationError
 
-from webapp.studio import api
+from webapp.studio import services, stages
 from webapp.studio.forms import DatasetUploadForm, RunForm, config_schema
 from webapp.studio.models import Artifact, Dataset, EpochMetric, Metric, Run, RunEvent
 
 ROLES = ("teacher", "baseline", "distilled", "most_popular")
-ROLE_LABELS = {"teacher": "Teacher (LLM)", "baseline": "Student, plain", "distilled": "Student, distilled",
+ROLE_LABELS = {"teacher": "Teacher (LLM)", "baseline": "Student, baseline", "distilled": "Student, distilled",
                "most_popular": "Most popular"}
 CUTOFFS = (1, 5, 10, 20, 50)
 SORTS = {"id": "id", "name": "name", "dataset": "dataset__name", "status": "status", "student": "config__student",
-         "teacher": "config__teacher__backend", "created": "created_at", "ndcg": "distilled_ndcg", "gain": "gain"}
+         "teacher": "config__teacher__kind", "created": "created_at", "ndcg": "distilled_ndcg", "gain": "gain"}
 PAGE_SIZE = 50
 
 
@@ -42,7 +41,7 @@ def _test_metric(role: str, metric: str = "ndcg", k: int = 20) -> Subquery:
 
 
 def runs_with_scores(user):
-    """The user's runs with the distilled student's test NDCG@20 and its gain over the plain student (%)."""
+    """The user's runs with the distilled student's test NDCG@20 and its gain over the baseline student (%)."""
     return (Run.objects.filter(owner=user).select_related("dataset")
             .annotate(distilled_ndcg=_test_metric("distilled"), baseline_ndcg=_test_metric("baseline"))
             .annotate(gain=(F("distilled_ndcg") - F("baseline_ndcg")) * 100.0 / NullIf(F("baseline_ndcg"), 0.0)))
@@ -82,9 +81,9 @@ def run_list(request):
     if params.get("student"):
         runs, filters["student"] = runs.filter(config__student=params["student"]), params["student"]
     if params.get("teacher"):
-        runs, filters["teacher"] = runs.filter(config__teacher__backend=params["teacher"]), params["teacher"]
+        runs, filters["teacher"] = runs.filter(config__teacher__kind=params["teacher"]), params["teacher"]
     if params.get("tag"):
-        runs, filters["tag"] = api.filter_tag(runs, params["tag"]), params["tag"]
+        runs, filters["tag"] = services.filter_tag(runs, params["tag"]), params["tag"]
     if params.get("q"):
         runs, filters["q"] = runs.filter(name__icontains=params["q"]), params["q"]
     sort = params.get("sort", "-created")
@@ -95,13 +94,12 @@ def run_list(request):
     runs = runs.order_by(field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True), "-id")
     page = Paginator(runs, PAGE_SIZE).get_page(params.get("page"))
     from distill.config import STUDENTS
-    from webapp.studio.pipeline import TEACHER_BACKENDS
     columns = [("id", "#"), ("name", "Name"), ("dataset", "Dataset"), ("student", "Student"),
                ("teacher", "Teacher"), ("status", "Status"), ("ndcg", "NDCG@20"), ("gain", "Gain"),
                ("created", "Created")]
     return render(request, "studio/run_list.html", {
         "page": page, "filters": filters, "sort": sort, "columns": columns,
-        "statuses": Run.Status.values, "students": STUDENTS, "teachers": list(TEACHER_BACKENDS),
+        "statuses": Run.Status.values, "students": STUDENTS, "teachers": list(services.teacher_kinds()),
         "datasets": Dataset.objects.filter(owner=request.user).only("id", "name"),
         "live_ids": [r.pk for r in page if r.status not in Run.FINISHED]})
 
@@ -117,9 +115,16 @@ def run_new(request):
     form = RunForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        run = api.create_run(request.user, data["dataset"], data["name"], data["config"], data["tag_list"])
-        messages.success(request, f"Run {run.pk} queued.")
-        return redirect("run-detail", run.pk)
+        config = data["config"]
+        try:
+            run = services.create_run(request.user, data["dataset"], data["name"], student=config["student"],
+                                      teacher=config["teacher"], distill=config["distill"], train=config["train"],
+                                      tags=data["tag_list"])
+        except services.ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Run {run.pk} queued.")
+            return redirect("run-detail", run.pk)
     has_datasets = Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY).exists()
     return render(request, "studio/run_new.html", {"form": form, "has_datasets": has_datasets},
                   status=400 if request.method == "POST" else 200)
@@ -129,8 +134,10 @@ def _initial_from(run: Run) -> dict:
     """The form's initial values from an existing run (\"run again with changes\")."""
     config = run.config
     teacher = dict(config.get("teacher", {}))
+    kind = teacher.pop("kind", "semantic")
+    backend = teacher.pop("backend", "hf") if kind == "bigrec" else kind
     initial = {"name": f"{run.name} (copy)", "dataset": run.dataset_id, "tags": ", ".join(run.tags),
-               "student": config.get("student", "sasrec"), "teacher_backend": teacher.pop("backend", "semantic")}
+               "student": config.get("student", "sasrec"), "teacher_backend": backend}
     for key in ("model", "adapter", "k", "shards", "exclude_history"):
         if key in teacher:
             initial[f"teacher_{key}"] = teacher.pop(key)
@@ -201,8 +208,8 @@ def _curves(run: Run) -> list[dict]:
 
 def _stages(run: Run) -> list[dict]:
     out = []
-    current = Run.STAGES.index(run.stage) if run.stage in Run.STAGES else -1
-    for index, stage in enumerate(Run.STAGES):
+    current = stages.STAGE_NAMES.index(run.stage) if run.stage in stages.STAGE_NAMES else -1
+    for index, stage in enumerate(stages.STAGE_NAMES):
         times = run.stage_times.get(stage) or {}
         if "finished" in times or (run.status == Run.Status.SUCCEEDED):
             state = "done"
@@ -241,20 +248,19 @@ def run_action(request, pk: int, action: str):
     run = get_object_or_404(Run, pk=pk, owner=request.user)
     try:
         if action == "cancel":
-            api.cancel_run(run)
+            services.cancel_run(run)
             messages.success(request, f"Run {pk}: cancel requested.")
         elif action == "retry":
-            api.retry_run(run)
+            services.retry_run(run)
             messages.success(request, f"Run {pk} queued again.")
         elif action == "delete":
-            api.delete_run(run)
+            services.delete_run(run)
             messages.success(request, f"Run {pk} deleted.")
             return redirect("run-list")
         else:
             raise Http404(action)
-    except ApiValidationError as exc:
-        detail = exc.detail.get("detail", exc.detail) if isinstance(exc.detail, dict) else exc.detail
-        messages.error(request, str(detail[0] if isinstance(detail, list) else detail))
+    except services.ServiceError as exc:
+        messages.error(request, exc.message)
     return redirect("run-detail", pk)
 
 
@@ -281,7 +287,7 @@ def run_compare(request):
     if error:
         return render(request, "studio/run_compare.html", {"error": error}, status=400)
     runs = [runs[i] for i in ids]
-    from webapp.studio.pipeline import train_config
+    from webapp.studio.stages import train_config
     flat = []
     for run in runs:
         config = {"student": run.config.get("student"), "dataset": run.dataset_id}
@@ -369,14 +375,10 @@ def dataset_upload(request):
         if form.is_valid():
             data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
             try:
-                dataset = api.create_dataset(request.user, data)
-            except ApiValidationError as exc:
-                errors = _flatten(exc.detail)
-            except Exception as exc:   # a DataError from the reader: file, line and fix
-                from distill.errors import DistillError
-                if not isinstance(exc, DistillError):
-                    raise
-                errors = {"__all__": [str(exc)]}
+                dataset = services.create_dataset(request.user, data)
+            except services.ServiceError as exc:   # a bad file, a taken name, a reader's error (file, line, fix)
+                errors = {("__all__" if field == "detail" else field): [message]
+                          for field, message in exc.errors.items()}
             else:
                 url = reverse("dataset-detail", args=[dataset.pk])
                 if wants_json:
@@ -397,13 +399,6 @@ def dataset_upload(request):
     return render(request, "studio/dataset_upload.html", {"form": form})
 
 
-def _flatten(detail) -> dict[str, list[str]]:
-    if isinstance(detail, dict):
-        return {("__all__" if k in ("detail", "non_field_errors") else k):
-                [str(v) for v in (value if isinstance(value, list) else [value])] for k, value in detail.items()}
-    return {"__all__": [str(v) for v in (detail if isinstance(detail, list) else [detail])]}
-
-
 @login_required
 def dataset_detail(request, pk: int):
     dataset = get_object_or_404(Dataset, pk=pk, owner=request.user)
@@ -415,34 +410,13 @@ def dataset_detail(request, pk: int):
 
 
 def dataset_profile(dataset: Dataset) -> dict:
-    """Sequence-length statistics, a length histogram and sample rows with titles, computed from the
-    prepared files once per dataset content and cached."""
+    """`distill.data.profile.dataset_profile` of the prepared files, once per dataset content (cached)."""
     key = f"dataset-profile:{dataset.content_hash or dataset.pk}:{dataset.prepared_dir}"
     profile = cache.get(key)
     if profile is None:
         from distill.data import PreparedDataset
-        prepared = PreparedDataset.load(dataset.prepared_dir)
-        users = np.concatenate([prepared.split(s).user for s in ("train", "val", "test")])
-        per_user = np.bincount(users) + 1   # a user's interactions: one per instance plus the first item
-        per_user = per_user[per_user > 1]
-        edges = [1, 5, 10, 20, 50, 100, 200, 500, 1000, 10 ** 9]
-        counts = np.histogram(per_user, bins=edges)[0].tolist()
-        labels = [f"{lo}–{hi - 1}" if hi < 10 ** 9 else f"{lo}+" for lo, hi in zip(edges[:-1], edges[1:])]
-        test = prepared.test
-        samples = []
-        for row in range(min(10, len(test))):
-            history = test.seq[row, :test.len_seq[row]][-5:]
-            samples.append({"user": prepared.user_ids[int(test.user[row])],
-                            "history": [prepared.titles[int(i)] for i in history],
-                            "earlier": int(test.len_seq[row]) - len(history),
-                            "next": prepared.titles[int(test.next[row])],
-                            "next_id": prepared.item_ids[int(test.next[row])]})
-        profile = {"users": int(len(per_user)),
-                   "lengths": {"min": int(per_user.min()), "median": float(np.median(per_user)),
-                               "mean": float(per_user.mean()), "p90": float(np.percentile(per_user, 90)),
-                               "max": int(per_user.max())},
-                   "histogram": {"labels": labels, "counts": counts}, "samples": samples,
-                   "splits": {s: len(prepared.split(s)) for s in ("train", "val", "test")}}
+        from distill.data.profile import dataset_profile as profile_of
+        profile = profile_of(PreparedDataset.load(dataset.prepared_dir))
         cache.set(key, profile, 3600)
     return profile
 

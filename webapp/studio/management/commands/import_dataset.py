@@ -18,9 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="username")
 
     def handle(self, *args, path, format, items=None, name=None, owner, **options):
-        from rest_framework.exceptions import ValidationError
-
-        from webapp.studio.api import MOVIELENS_NAMES, DatasetUploadSerializer, _store_and_prepare
+        from webapp.studio.serializers import DatasetUploadSerializer
+        from webapp.studio.services import MOVIELENS_NAMES, ServiceError, store_and_prepare, validate_upload
         user = get_user_model().objects.filter(username=owner).first()
         if user is None:
             raise CommandError(f"no user {owner!r}; create it with `manage.py create_api_user {owner}`")
@@ -44,7 +43,10 @@ class Command(BaseCommand):
         if not serializer.is_valid():
             raise CommandError(f"{serializer.errors}")
         try:
-            dataset = _store_and_prepare(user, serializer.validated_data)
-        except (ValidationError, DistillError) as exc:
-            raise CommandError(str(getattr(exc, "detail", exc))) from None
+            validate_upload(serializer.validated_data)
+            dataset = store_and_prepare(user, serializer.validated_data)
+        except ServiceError as exc:
+            raise CommandError(str(exc.errors)) from None
+        except DistillError as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"{dataset.pk}")

@@ -1,4 +1,5 @@
-"""`python -m distill bench`: training speed, evaluation speed, peak memory and inference latency.
+"""`make bench` (`python bench/training_bench.py --ml100k DIR --out FILE`): training speed,
+evaluation speed, peak memory and inference latency of the students and the teachers.
 
 Each measurement runs in its own process so that its peak memory (max RSS) is its own. Teachers
 used for timing are random top-K lists with random D=4096 item embeddings: the cost of
@@ -7,6 +8,7 @@ distillation does not depend on what the teacher says, only on K and D.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
 STUDENTS = ("gru4rec", "sasrec", "dros", "caser")
 TEACHER_DIM = 4096
 TEACHER_K = 20
@@ -111,7 +114,8 @@ def latency_case(case: dict) -> dict:
 
 
 def _case_in_subprocess(case: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "distill.bench", json.dumps(case)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)],
+                          capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark case {case} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -126,11 +130,9 @@ def _prepared(work: Path, name: str, make) -> str:
 
 
 def run_bench(args) -> list[dict]:
-    from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
+    from distill.data import PrepareOptions, prepare_dataset
     from distill.data.synth import generate_synthetic
 
-    if args.run:
-        return [_latency(args)]
     work = Path(args.out).parent if args.out else Path("bench-out")
     work.mkdir(parents=True, exist_ok=True)
     datasets = {}
@@ -201,21 +203,21 @@ def _latency_table(data: str, work: Path, quick: bool) -> list[dict]:
     return rows
 
 
-def _latency(args) -> dict:
-    from distill.data import PreparedDataset
-    from distill.latency import student_latency
-    from distill.train import TrainedStudent
-    if not args.data:
-        from distill.errors import DistillError
-        raise DistillError("bench --run needs --data DIR (the prepared dataset whose test histories are the requests)")
-    student = TrainedStudent.load(args.run)
-    result = student_latency(student.model, PreparedDataset.load(args.data).test)
-    print(json.dumps(result))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="training speed, evaluation speed and inference latency")
+    parser.add_argument("--ml100k", help="MovieLens-100k directory (adds ML-100k rows and the latency table)")
+    parser.add_argument("--quick", action="store_true", help="smaller synthetic set and fewer students")
+    parser.add_argument("--out", help="write the results as JSON here (its directory holds the work files)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # one measurement, in its own process
+    args = parser.parse_args(argv)
+    if args.case:
+        case = json.loads(args.case)
+        print(json.dumps(latency_case(case) if case.get("kind") == "latency" else run_case(case)))
+        return 0
+    run_bench(args)
+    return 0
 
 
 if __name__ == "__main__":
-    _case = json.loads(sys.argv[1])
-    print(json.dumps(latency_case(_case) if _case.get("kind") == "latency" else run_case(_case)))
+    sys.path.insert(0, str(ROOT))  # `python bench/training_bench.py` from anywhere finds `distill`
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Helpers shared by the service's tests: where things are, the one polling helper, file builders
+and factories for users' datasets and runs. Fixtures live in the conftest files; test modules
+import helpers from here (`from tests.factories import ...`), never from another test module.
+
+Nothing here imports Django at module level, so tests/distill may import it too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+ML100K = Path(os.environ.get("ML100K") or ROOT.parent / "shared" / "data" / "ml-100k")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+# ----------------------------------------------------------------------------- polling
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.2,
+               message: str | Callable[[], str] = "condition not met", sleep: Callable[[float], object] = time.sleep):
+    """Call `predicate` every `interval` seconds until it returns something truthy, and return that.
+
+    After `timeout` seconds raise AssertionError with `message` (a callable is called then, so it
+    can describe the state at the deadline). `sleep` lets a caller wait its own way (Playwright's
+    page.wait_for_timeout keeps the browser's events flowing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"{text} (waited {timeout:g} s)")
+        sleep(interval)
+
+
+def poll_run(client, run_id: int, until=FINISHED, timeout: float = 300) -> dict:
+    """GET /api/runs/<id>/ until its status is one of `until`; the last body."""
+    last: dict = {}
+
+    def reached():
+        last.clear()
+        last.update(client.get(f"/api/runs/{run_id}/").json())
+        return dict(last) if last["status"] in until else None
+
+    return wait_until(reached, timeout, 0.5,
+                      lambda: f"run {run_id} still {last.get('status')} ({last.get('stage_message')})")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- files
+
+def ml100k_files() -> tuple[Path, Path]:
+    """MovieLens-100k's u.data and u.item, read in place (ML100K=DIR)."""
+    import pytest
+    if not (ML100K / "u.data").is_file():
+        pytest.fail(f"MovieLens-100k not found at {ML100K}; set ML100K=DIR")
+    return ML100K / "u.data", ML100K / "u.item"
+
+
+# A small CSV dataset (7 users x 6 items) with a title for every item.
+CSV_OK = b"user_id,item_id,timestamp\n" + b"".join(
+    f"{u},{i},{u * 100 + i}\n".encode() for u in range(1, 8) for i in range(1, 7))
+ITEMS_OK = b"item_id,title\n" + b"".join(f"{i},Film number {i}\n".encode() for i in range(1, 7))
+
+
+def storage_entries() -> list[str]:
+    """The dataset folders under STORAGE_ROOT/datasets."""
+    from django.conf import settings
+    root = settings.STORAGE_ROOT / "datasets"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+# ----------------------------------------------------------------------------- API requests
+
+def upload(api, name="ml", fmt="movielens", **files):
+    """POST /api/datasets/ with files given as role=(filename, bytes); ML-100k when none are given."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    if not files:
+        data, item = ml100k_files()
+        files = {"interactions": (data.name, data.read_bytes()), "items": (item.name, item.read_bytes())}
+    payload = {"name": name, "format": fmt}
+    for role, (filename, content) in files.items():
+        payload[role] = SimpleUploadedFile(filename, content)
+    return api.post("/api/datasets/", payload, format="multipart")
+
+
+def token_client(user):
+    """An APIClient authenticated with a fresh token of `user`."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=user).key)
+    return api
+
+
+# The run config the REST tests validate (no worker), and the one the worker tests train (2 epochs).
+GOOD = {"name": "r", "student": "sasrec", "teacher": {"backend": "semantic", "k": 20},
+        "distill": {"lam": "auto"}, "train": {"epochs": 3, "seed": 1}, "tags": ["nightly"]}
+RUN = {"name": "semantic sasrec", "student": "sasrec", "teacher": {"backend": "semantic"},
+       "distill": {"lam": 0.5}, "train": {"epochs": 2}, "tags": ["ci"]}
+
+
+# ----------------------------------------------------------------------------- database rows
+
+def finished_run(owner, dataset, name="run", student="sasrec", teacher=0.10, baseline=0.08, distilled=0.12,
+                 lam=0.5, tags=("sweep",)):
+    """A succeeded run with the rows the worker writes: metrics, curves, latency, artifacts, log."""
+    from django.conf import settings
+
+    from webapp.studio.models import Artifact, EpochMetric, Latency, Metric, Run, RunEvent
+    from webapp.studio.services import validate_config
+    from webapp.studio.stages import STAGE_NAMES
+    config = validate_config(student, {"backend": "semantic"}, {"lam": lam}, {"epochs": 3})
+    run = Run.objects.create(owner=owner, dataset=dataset, name=name, config=config, tags=list(tags),
+                             status=Run.Status.SUCCEEDED, progress=1.0, stage="latency",
+                             stage_times={s: {"started": "2026-01-01T00:00:00+00:00",
+                                              "finished": "2026-01-01T00:00:02+00:00", "seconds": 2.0}
+                                          for s in STAGE_NAMES},
+                             analysis={"overlap": {"k": 20, "baseline": 0.25, "distilled": 0.625}})
+    for role, value in (("teacher", teacher), ("baseline", baseline), ("distilled", distilled)):
+        for k in (10, 20):
+            Metric.objects.create(run=run, role=role, split="test", metric="ndcg", k=k, value=value * k / 20)
+            Metric.objects.create(run=run, role=role, split="test", metric="hr", k=k, value=2 * value * k / 20)
+    for role in ("baseline", "distilled"):
+        for epoch in (1, 2, 3):
+            EpochMetric.objects.create(run=run, role=role, lam=lam if role == "distilled" else None, epoch=epoch,
+                                       loss=1.0 / epoch, val={"ndcg@20": 0.01 * epoch})
+    Latency.objects.create(run=run, role="teacher", device="cuda", p50_ms=3000.0, p95_ms=3500.0)
+    Latency.objects.create(run=run, role="distilled", device="cpu", p50_ms=1.5, p95_ms=2.0)
+    file = Path(settings.STORAGE_ROOT) / "runs" / str(run.pk) / "distilled" / "metrics.json"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text('{"test": {}}')
+    Artifact.objects.create(run=run, kind="distilled", path=str(file), size=12, sha256="ab" * 32)
+    RunEvent.objects.create(run=run, stage="baseline", message="baseline: training sasrec")
+    return run

@@ -1,0 +1,55 @@
+"""A run end to end with a real Celery worker on Redis and Postgres: upload ML-100k over the API,
+launch a run, poll it to `succeeded`, read its metrics, curves, stage times and log, ask it for
+recommendations; a second run on the same data reuses the teacher."""
+
+import pytest
+
+from webapp.studio.models import EpochMetric, Latency, Metric, Run, TeacherCacheEntry
+from webapp.studio.stages import STAGE_NAMES
+from tests.factories import RUN, poll_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_run_goes_from_upload_to_metrics_and_recommendations(worker, client, ml_dataset):
+    response = client.post("/api/runs/", {**RUN, "dataset": ml_dataset["id"]}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "queued"
+    body = poll_run(client, response.json()["id"])
+    assert body["status"] == "succeeded", body["error"]
+    for role in ("teacher", "baseline", "distilled"):
+        test, val = body["metrics"][role]["test"], body["metrics"][role]["val"]
+        # Every model ranks some held-out items in its top 20 of ML-100k's 1,682; a cut-off of 20
+        # finds at least what 10 finds, and NDCG (hit weighted by 1/log2(rank+1)) never exceeds HR.
+        assert 0 < test["ndcg@20"] <= test["hr@20"] <= 1, (role, test)
+        assert test["ndcg@10"] <= test["ndcg@20"] and val["hr@10"] <= val["hr@20"], (role, test, val)
+        assert test["ndcg@20"] == pytest.approx(Metric.objects.get(
+            run_id=body["id"], role=role, split="test", metric="ndcg", k=20).value)
+    assert body["latency"]["distilled"]["p50_ms"] > 0 and body["latency"]["baseline"]["device"].startswith("cpu")
+    run = Run.objects.get(pk=body["id"])
+    assert Latency.objects.filter(run=run).count() == 2
+    assert EpochMetric.objects.filter(run=run, role="baseline").count() == 2
+    curves = client.get(f"/api/runs/{run.pk}/curves/").json()["curves"]
+    assert {c["role"] for c in curves} == {"baseline", "distilled"}
+    # What the dashboard shows: stage timings, the teacher/student top-20 overlap, the log.
+    assert set(run.stage_times) == set(STAGE_NAMES) and all(t["seconds"] > 0 for t in run.stage_times.values())
+    overlap = run.analysis["overlap"]
+    assert overlap["k"] == 20 and 0 <= overlap["baseline"] <= 1 and 0 <= overlap["distilled"] <= 1
+    log = [e.message for e in run.events.all()]
+    assert log[0] == "teacher: started (attempt 1)" and log[-1] == "run succeeded"
+
+    recommended = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["50", "172", "181"], "k": 5},
+                              format="json")
+    assert recommended.status_code == 200, recommended.content
+    items = recommended.json()["items"]
+    assert len(items) == 5 and not {"50", "172", "181"} & set(items)
+    bad = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["no-such-item"]}, format="json")
+    assert bad.status_code == 400 and "no-such-item" in bad.json()["detail"]
+
+    # The same teacher on the same data is computed once.
+    again = client.post("/api/runs/", {**RUN, "name": "again", "dataset": ml_dataset["id"]}, format="json").json()
+    done = poll_run(client, again["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert done["metrics"]["teacher"] == body["metrics"]["teacher"]
+    assert "teacher: cached" in Run.objects.get(pk=again["id"]).events.values_list("message", flat=True)
+    assert list(TeacherCacheEntry.objects.values_list("hits", flat=True)) == [1]

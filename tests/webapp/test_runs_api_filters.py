@@ -1,0 +1,17 @@
+"""GET /api/runs/ filters (tag, status, student, dataset) and GET /api/runs/compare/."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_filters_and_compare(client, queued, ml_dataset):
+    assert [r["id"] for r in client.get("/api/runs/?tag=nightly").json()["results"]] == [queued["id"]]
+    assert client.get("/api/runs/?tag=weekly").json()["results"] == []
+    assert client.get("/api/runs/?status=queued&student=sasrec").json()["count"] == 1
+    assert client.get(f"/api/runs/?dataset={ml_dataset['id']}").json()["count"] == 1
+    assert client.get("/api/runs/?dataset=x").status_code == 400
+    compared = client.get(f"/api/runs/compare/?ids={queued['id']}").json()["runs"]
+    assert compared[0]["id"] == queued["id"] and compared[0]["metrics"] == {}
+    assert client.get("/api/runs/compare/?ids=a,b").status_code == 400
+    assert client.get("/api/runs/compare/?ids=999999").status_code == 404

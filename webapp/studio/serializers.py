@@ -1,0 +1,70 @@
+"""The REST API's request and response shapes. Validation beyond a field's type lives in
+`webapp.studio.services` (shared with the dashboard)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from webapp.studio.models import Dataset, Run
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "format", "status", "stats", "error", "content_hash", "files", "created_at"]
+        read_only_fields = fields
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    format = serializers.ChoiceField(choices=Dataset.FORMATS)
+    interactions = serializers.FileField(required=False, help_text="interactions / ratings file")
+    items = serializers.FileField(required=False, help_text="item titles file")
+    train = serializers.FileField(required=False, help_text="reference format: train_data.csv")
+    val = serializers.FileField(required=False, help_text="reference format: val_data.csv")
+    test = serializers.FileField(required=False, help_text="reference format: test_data.csv")
+    statis = serializers.FileField(required=False, help_text="reference format: data_statis.csv")
+
+
+class RunCreateSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    name = serializers.CharField(max_length=200)
+    student = serializers.ChoiceField(choices=["gru4rec", "sasrec", "dros", "caser"], default="sasrec")
+    teacher = serializers.JSONField(default=dict, help_text="{kind: semantic|titles|bigrec, k, ...} (bigrec: backend hf|vllm, shards); the old {backend: semantic|titles|hf|vllm} is accepted")
+    distill = serializers.JSONField(default=dict, help_text="distillation options, e.g. {lam: auto}")
+    train = serializers.JSONField(default=dict, help_text="training options, e.g. {epochs: 3, seed: 1}")
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), default=list, max_length=20)
+
+
+def metrics_of(run: Run) -> dict:
+    out: dict = {}
+    for m in run.metrics.all():
+        out.setdefault(m.role, {}).setdefault(m.split, {})[f"{m.metric}@{m.k}"] = m.value
+    return out
+
+
+def latency_of(run: Run) -> dict:
+    return {row.role: {"p50_ms": row.p50_ms, "p95_ms": row.p95_ms, "throughput": row.throughput,
+                       "device": row.device, "batch_size": row.batch_size} for row in run.latency.all()}
+
+
+class RunListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Run
+        fields = ["id", "name", "dataset", "status", "stage", "progress", "tags", "created_at", "finished_at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    metrics = serializers.SerializerMethodField()
+    latency = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = ["id", "name", "dataset", "tags", "config", "status", "stage", "stage_message", "progress",
+                  "attempts", "error", "metrics", "latency", "created_at", "started_at", "finished_at"]
+
+    def get_metrics(self, run) -> dict:
+        return metrics_of(run)
+
+    def get_latency(self, run) -> dict:
+        return latency_of(run)

@@ -1,0 +1,271 @@
+"""The stage table: every stage of a run declared once - its name, the queue its task goes to, the
+share of the progress bar it fills, and the function that computes it - in run order
+(docs/architecture.md §4). Adding a stage is one `Stage(...)` entry plus its function.
+
+A stage function takes the run and a reporter (progress messages, training callbacks, cooperative
+cancel) and returns an `Outcome`. It writes its artifacts (a directory that appears complete or not
+at all), then its rows with update_or_create; a stage whose artifacts exist is not computed again,
+so a redelivered task or a resumed run repeats no finished work. The driver that calls them is
+`webapp.studio.pipeline.execute_stage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from django.conf import settings
+from django.db.models import F
+
+from webapp.studio.models import Artifact, Dataset, Latency, Metric, Run, TeacherCacheEntry
+
+# Options that change how the teacher is computed, not what it computes (sharded and merged is
+# byte-identical to unsharded): not part of the teacher cache key.
+NOT_IN_KEY = {"shards"}
+# The service's own teacher options, not the library's (stripped before distill.teacher sees them).
+SERVICE_ONLY = {"shards"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a stage function returns: `fan_out` > 0 when the stage is to be computed by that many
+    shard tasks instead (the teacher of a sharded BIGRec run), 0 when the stage is complete."""
+    fan_out: int = 0
+
+
+COMPLETE = Outcome()
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    queue: str          # the queue kind ("gpu" | "cpu"), prefixed with settings.QUEUE_PREFIX when sent
+    weight: float       # share of the run's progress bar this stage fills
+    run: Callable       # run(run: Run, reporter) -> Outcome
+
+
+def storage(*parts) -> Path:
+    return Path(settings.STORAGE_ROOT).joinpath(*map(str, parts))
+
+
+def run_dir(run: Run) -> Path:
+    return storage("runs", run.pk)
+
+
+def train_config(run: Run, distilled: bool):
+    """The TrainConfig of the run's baseline or distilled student (the one recipe's rule)."""
+    from distill.recipe import student_config
+    config = run.config
+    return student_config(config["student"], config.get("train", {}), config.get("distill", {}), distilled=distilled)
+
+
+def _dataset(run: Run):
+    from distill.data import PreparedDataset
+    return PreparedDataset.load(run.dataset.prepared_dir)
+
+
+# ----------------------------------------------------------------------------- teacher
+
+def teacher_key(dataset: Dataset, teacher: dict) -> str:
+    teacher = {key: value for key, value in teacher.items() if key not in NOT_IN_KEY}
+    source = json.dumps({"dataset": dataset.content_hash, "teacher": teacher}, sort_keys=True)
+    return hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+def library_spec(teacher: dict) -> dict:
+    """The run's teacher section as `distill.teacher` takes it (without the service's `shards`)."""
+    return {key: value for key, value in teacher.items() if key not in SERVICE_ONLY}
+
+
+def teacher_dir(run: Run) -> Path:
+    """Where the run's teacher artifacts are: the cache entry's directory (for bigrec the library's
+    own cache entry, not a copy), else STORAGE_ROOT/teachers/<key> where a teacher is computed."""
+    key = teacher_key(run.dataset, run.config["teacher"])
+    path = TeacherCacheEntry.objects.filter(key=key).values_list("path", flat=True).first()
+    return Path(path) if path else storage("teachers", key)
+
+
+def _remember_teacher(run: Run, path: Path) -> None:
+    TeacherCacheEntry.objects.update_or_create(key=teacher_key(run.dataset, run.config["teacher"]), defaults={
+        "dataset_hash": run.dataset.content_hash, "config": run.config["teacher"], "path": str(path)})
+
+
+def stage_teacher(run: Run, reporter) -> Outcome:
+    from distill.recipe import ensure_teacher
+    from distill.train import Cancelled
+    spec = library_spec(run.config["teacher"])
+    out = teacher_dir(run)
+    if (out / "teacher.json").is_file():
+        reporter.message("teacher: cached")
+        TeacherCacheEntry.objects.filter(key=teacher_key(run.dataset, run.config["teacher"])).update(
+            hits=F("hits") + 1)
+    else:
+        if reporter.should_cancel():
+            raise Cancelled("run cancelled")
+        shards = run.config["teacher"].get("shards", 1)
+        if spec["kind"] == "bigrec" and shards > 1:
+            return Outcome(fan_out=shards)
+        # bigrec keeps its result in its block cache: the entry's directory is the teacher (no copy).
+        out = ensure_teacher(_dataset(run), spec, None if spec["kind"] == "bigrec" else out,
+                             cache=storage("teacher-blocks"), log=reporter.message)
+        _remember_teacher(run, out)
+    _record_metrics(run, "teacher", out / "metrics.json")
+    _record_artifacts(run, "teacher", out)
+    return COMPLETE
+
+
+def _bigrec_options(spec: dict):
+    """BigRecOptions from a bigrec teacher spec."""
+    from distill.teacher.bigrec import BigRecOptions
+    return BigRecOptions(**{key: value for key, value in spec.items() if key not in ("kind", "model", "adapter")})
+
+
+def teacher_shard_dirs(run: Run, count: int) -> list[Path]:
+    shards = storage("teacher-shards", teacher_key(run.dataset, run.config["teacher"]))
+    return [shards / f"{i}-of-{count}" for i in range(1, count + 1)]
+
+
+def compute_teacher_shard(run: Run, index: int, count: int) -> None:
+    """Shard `index` of `count` of the run's BIGRec teacher (skipped if already there)."""
+    from distill.teacher.bigrec import bigrec_teacher
+    mine = teacher_shard_dirs(run, count)[index - 1]
+    if not (mine / "shard.json").is_file():
+        spec = library_spec(run.config["teacher"])
+        bigrec_teacher(_dataset(run), mine, spec.get("model"), spec.get("adapter"), _bigrec_options(spec),
+                       shard=(index, count), cache=storage("teacher-blocks"))
+
+
+def merge_teacher_shards(run: Run, count: int) -> None:
+    """Merge the shards into the library's cache entry and remember it as the run's teacher (the
+    teacher stage then finds it complete)."""
+    from distill.teacher.bigrec import merge_shards
+    if (teacher_dir(run) / "teacher.json").is_file():
+        return
+    merged = merge_shards(_dataset(run), teacher_shard_dirs(run, count), None, cache=storage("teacher-blocks"))
+    _remember_teacher(run, Path(merged["path"]))
+
+
+# ----------------------------------------------------------------------------- students
+
+def _train_stage(run: Run, reporter, role: str) -> Outcome:
+    from distill.recipe import ensure_student
+    out = run_dir(run) / role
+    if not (out / "metrics.json").is_file():
+        distilled = role == "distilled"
+        config = train_config(run, distilled)
+        reporter.message(f"{role}: training {config.student}" + (f" with lam={config.lam}" if distilled else ""))
+        ensure_student(_dataset(run), config, teacher_dir(run) if distilled else None, out, reporter.callbacks(role))
+    _record_metrics(run, role, out / "metrics.json")
+    _record_artifacts(run, role, out)
+    return COMPLETE
+
+
+def stage_baseline(run: Run, reporter) -> Outcome:
+    return _train_stage(run, reporter, "baseline")
+
+
+def stage_distilled(run: Run, reporter) -> Outcome:
+    return _train_stage(run, reporter, "distilled")
+
+
+def stage_latency(run: Run, reporter) -> Outcome:
+    from distill.evaluate import most_popular_metrics
+    from distill.io import read_json
+    from distill.latency import student_latency
+    from distill.inference import TrainedStudent
+    dataset = _dataset(run)
+    reporter.message("latency: students on the test histories")
+    students = {role: TrainedStudent.load(run_dir(run) / role).model for role in ("baseline", "distilled")}
+    for role, model in students.items():
+        result = student_latency(model, dataset.test)
+        Latency.objects.update_or_create(run=run, role=role, defaults={
+            "device": result["device"], "batch_size": result["batch_size"], "p50_ms": result["p50_ms"],
+            "p95_ms": result["p95_ms"], "throughput": result["throughput"]})
+    _record_overlap(run, dataset, students)
+    teacher_latency = teacher_dir(run) / "latency.json"
+    if teacher_latency.is_file():
+        result = read_json(teacher_latency)
+        Latency.objects.update_or_create(run=run, role="teacher", defaults={
+            "device": result.get("device", ""), "batch_size": 1, "p50_ms": result["p50_ms"],
+            "p95_ms": result["p95_ms"], "throughput": result.get("throughput")})
+    for split in ("val", "test"):
+        _store_metrics(run, "most_popular", split,
+                       most_popular_metrics(dataset.train, dataset.split(split), dataset.num_items))
+    return COMPLETE
+
+
+def _record_overlap(run: Run, dataset, students: dict) -> None:
+    """How much of the teacher's test top-20 each student ({role: model}) reproduces in its own top-20."""
+    from safetensors.numpy import load_file
+
+    from distill.evaluate import topk_overlap
+    from distill.teacher.artifacts import RANKS_FILE
+    ranks = teacher_dir(run) / RANKS_FILE
+    if not ranks.is_file():
+        return
+    teacher_ids = load_file(str(ranks))["test_ids"]
+    overlap = {}
+    for role, model in students.items():
+        value = topk_overlap(model, dataset.test, teacher_ids, k=20)
+        if not math.isnan(value):
+            overlap[role] = round(value, 6)
+    k = min(20, int(teacher_ids.shape[1])) if teacher_ids.ndim == 2 else 20
+    Run.objects.filter(pk=run.pk).update(analysis={**Run.objects.get(pk=run.pk).analysis,
+                                                   "overlap": {"k": k, **overlap}})
+
+
+# ----------------------------------------------------------------------------- rows
+
+def _record_metrics(run: Run, role: str, file: Path) -> None:
+    from distill.io import read_json
+    metrics = read_json(file)
+    for split in ("val", "test"):
+        if isinstance(metrics.get(split), dict):
+            _store_metrics(run, role, split, metrics[split])
+
+
+def _store_metrics(run: Run, role: str, split: str, values: dict) -> None:
+    for name, value in values.items():
+        metric, _, k = name.partition("@")
+        if not k.isdigit() or not isinstance(value, (int, float)):
+            continue
+        Metric.objects.update_or_create(run=run, role=role, split=split, metric=metric, k=int(k),
+                                        defaults={"value": float(value)})
+
+
+def _record_artifacts(run: Run, kind: str, directory: Path) -> None:
+    from distill.io import sha256_file
+    for file in sorted(p for p in directory.iterdir() if p.is_file()):
+        Artifact.objects.update_or_create(run=run, kind=kind, path=str(file), defaults={
+            "size": file.stat().st_size, "sha256": sha256_file(file)})
+
+
+# ----------------------------------------------------------------------------- the table
+
+# Teacher inference dominates on a GPU box; the latency measurement is short and needs no GPU.
+STAGES: tuple[Stage, ...] = (
+    Stage("teacher", "gpu", 0.3, stage_teacher),
+    Stage("baseline", "gpu", 0.3, stage_baseline),
+    Stage("distilled", "gpu", 0.35, stage_distilled),
+    Stage("latency", "cpu", 0.05, stage_latency),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
+FIRST = STAGE_NAMES[0]
+# The queue of the teacher's shard tasks (a sharded teacher is BIGRec inference: the GPU).
+SHARD_QUEUE = BY_NAME["teacher"].queue
+
+
+def following(name: str) -> str | None:
+    """The stage after `name`, None after the last one."""
+    position = STAGE_NAMES.index(name)
+    return STAGE_NAMES[position + 1] if position + 1 < len(STAGE_NAMES) else None
+
+
+def progress_before(name: str) -> float:
+    """The progress of a run that has finished every stage before `name`."""
+    return sum(stage.weight for stage in STAGES[:STAGE_NAMES.index(name)])

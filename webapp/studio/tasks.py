@@ -1,0 +1,111 @@
+"""Thin tasks over the stage driver: run one stage of a run (on the queue the stage table names),
+one shard of a sharded teacher, and recover runs whose worker or message was lost. The Celery app
+(`worker/app.py`) finds them by autodiscovery; the web process sends them through the current app.
+
+A run is a chain: each stage task enqueues the next one when it finishes. What is pending lives
+in Postgres, not in the broker: a worker that starts (and every worker, every half
+RUN_STALE_SECONDS: `worker/signals.py`) re-enqueues queued or running runs whose heartbeat has
+gone stale, so a SIGKILLed worker or a Redis restart loses no run. A stage that keeps dying fails
+the run after RUN_MAX_ATTEMPTS deliveries, with the reason stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from webapp.studio import stages
+
+log = logging.getLogger(__name__)
+
+
+def queue(kind: str) -> str:
+    return settings.QUEUE_PREFIX + kind
+
+
+def enqueue_stage(run_id: int, stage: str) -> None:
+    from webapp.studio.models import Run
+    Run.objects.filter(pk=run_id).update(heartbeat=timezone.now())
+    run_stage.apply_async((run_id, stage), queue=queue(stages.BY_NAME[stage].queue))
+
+
+@shared_task(name="studio.run_stage", acks_late=True, reject_on_worker_lost=True)
+def run_stage(run_id: int, stage: str) -> None:
+    from webapp.studio.pipeline import execute_stage
+    beat = _Heartbeat(run_id)
+    beat.start()
+    try:
+        result = execute_stage(run_id, stage, run_stage.request.id or "")
+    finally:
+        beat.stop()
+    for index in range(1, result.fan_out + 1):  # the teacher fans out over the shard queue
+        teacher_shard.apply_async((run_id, index, result.fan_out), queue=queue(stages.SHARD_QUEUE))
+    if result.next_stage:
+        enqueue_stage(run_id, result.next_stage)
+
+
+@shared_task(name="studio.teacher_shard", acks_late=True, reject_on_worker_lost=True)
+def teacher_shard(run_id: int, index: int, count: int) -> None:
+    """One shard of a run's BIGRec teacher; the last one to finish merges and resumes the run."""
+    from webapp.studio.pipeline import run_teacher_shard
+    beat = _Heartbeat(run_id)
+    beat.start()
+    try:
+        merged = run_teacher_shard(run_id, index, count)
+    finally:
+        beat.stop()
+    if merged:
+        enqueue_stage(run_id, "teacher")
+
+
+@shared_task(name="studio.recover_runs")
+def recover_runs() -> int:
+    return recover_stale_runs()
+
+
+def recover_stale_runs() -> int:
+    """Enqueue again every unfinished run whose heartbeat is older than RUN_STALE_SECONDS."""
+    from webapp.studio.models import Run
+    cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff)
+    count = 0
+    for run in stale:
+        stage = run.stage or stages.FIRST
+        log.warning("run %s: no heartbeat since %s, enqueueing stage %s again", run.pk, run.heartbeat, stage)
+        # Back to queued: the stage's next delivery is then not mistaken for a duplicate.
+        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(status=Run.Status.QUEUED)
+        enqueue_stage(run.pk, stage)
+        count += 1
+    return count
+
+
+class _Heartbeat:
+    """Keeps a running stage's heartbeat fresh from a side thread, so 'stale' means 'worker gone'."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id, self._stop = run_id, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        from webapp.studio.models import Run
+        interval = max(1.0, settings.RUN_STALE_SECONDS / 5)
+        while not self._stop.wait(interval):
+            try:
+                Run.objects.filter(pk=self.run_id, status=Run.Status.RUNNING).update(heartbeat=timezone.now())
+            except Exception:  # the database is briefly away: the next beat tries again
+                log.warning("heartbeat for run %s failed", self.run_id, exc_info=True)
+            finally:
+                close_old_connections()
