@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from distill.data.dataset import PreparedDataset, Split, content_hash
+from distill.teacher import TeacherArtifacts
 
 
 def chain_dataset(num_items: int = 40, users: int = 120, length: int = 14, max_len: int = 10,
@@ -68,3 +69,12 @@ def llm_world(root, epochs: int = 2, lr: float = 2e-3):
     record = finetune(dataset, root / "adapter", root / "tiny",
                       FinetuneOptions(sample=48, val_sample=8, epochs=epochs, patience=epochs, batch=8, lr=lr))
     return dataset, root, record
+
+
+def small_teacher(data, k=5, dim=16, seed=0):
+    """A random teacher (top-k lists, distances, item embeddings) for trainer smoke tests."""
+    rng = np.random.default_rng(seed)
+    ids = {s: rng.integers(0, data.num_items, (len(data.split(s)), k)) for s in ("train", "val", "test")}
+    dist = {s: np.sort(rng.random((len(data.split(s)), k)), 1).astype(np.float32) for s in ids}
+    return TeacherArtifacts.build(data, ids, dist, rng.normal(size=(data.num_items, dim)).astype(np.float32),
+                                  {"kind": "random"})

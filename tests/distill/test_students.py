@@ -10,9 +10,8 @@ from distill.evaluate import evaluate
 from distill.students import REGISTRY, build_student
 from distill.inference import TrainedStudent
 from distill.rundir import save_run
-from distill.teacher import TeacherArtifacts
 from distill.train import train
-from factories import chain_dataset
+from factories import chain_dataset, small_teacher
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -61,14 +60,6 @@ def test_mlp_projector_trains():
     emb = ItemEmbedding(5, 4, teacher=torch.randn(5, 8), projector="mlp")
     emb(torch.tensor([[0, 1, 5]])).sum().backward()
     assert all(p.grad is not None for p in emb.projector.parameters())
-
-
-def small_teacher(data, k=5, dim=16, seed=0):
-    rng = np.random.default_rng(seed)
-    ids = {s: rng.integers(0, data.num_items, (len(data.split(s)), k)) for s in ("train", "val", "test")}
-    dist = {s: np.sort(rng.random((len(data.split(s)), k)), 1).astype(np.float32) for s in ids}
-    return TeacherArtifacts.build(data, ids, dist, rng.normal(size=(data.num_items, dim)).astype(np.float32),
-                                  {"kind": "random"})
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

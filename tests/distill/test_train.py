@@ -10,8 +10,7 @@ import pytest
 from distill.config import TrainConfig
 from distill.errors import ConfigError, TeacherError
 from distill.train import Callbacks, Cancelled, train
-from factories import chain_dataset
-from test_students import small_teacher
+from factories import chain_dataset, small_teacher
 
 
 def test_same_seed_same_result_different_seed_differs():
