@@ -262,9 +262,11 @@ def redis_server(tmp_path):
 
 
 def _use_broker(app, url: str) -> None:
-    """Point the in-process Celery app (which sends the runs' messages) at `url`."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Point the in-process Celery app (which sends the runs' messages) at `url`. kombu keeps its
+    connection and producer pools in global groups keyed by connection: reset them all, or the
+    next message to the old URL would find its pool closed (and wait for the recovery loop)."""
+    from kombu import pools
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_url = url

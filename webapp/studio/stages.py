@@ -101,6 +101,7 @@ def stage_teacher(run: Run, reporter) -> Outcome:
     out = teacher_dir(run)
     if (out / "teacher.json").is_file():
         reporter.message("teacher: cached")
+        _remember_teacher(run, out)   # the files outlive a lost row (a restored database): index them again
         TeacherCacheEntry.objects.filter(key=teacher_key(run.dataset, run.config["teacher"])).update(
             hits=F("hits") + 1)
     else:
