@@ -15,3 +15,10 @@ def test_filters_and_compare(client, queued, ml_dataset):
     assert compared[0]["id"] == queued["id"] and compared[0]["metrics"] == {}
     assert client.get("/api/runs/compare/?ids=a,b").status_code == 400
     assert client.get("/api/runs/compare/?ids=999999").status_code == 404
+
+
+@pytest.mark.parametrize("query, field", [("status=queued%00", "status"), ("tag=a%00b", "tag"),
+                                          ("student=%00", "student"), ("dataset=%C2%B2", "dataset")])
+def test_a_filter_the_database_cannot_compare_is_a_400_naming_it(client, query, field):
+    response = client.get(f"/api/runs/?{query}")
+    assert response.status_code == 400 and field in response.json()

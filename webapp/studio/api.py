@@ -4,6 +4,8 @@ The viewsets parse and serialize; what is valid and what happens is `webapp.stud
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -108,6 +110,20 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
 
 # ----------------------------------------------------------------------------- runs
 
+LIST_FILTERS = ("status", "dataset", "student", "tag")
+
+
+def _check_filter(name: str, value: str) -> None:
+    """A filter value the database can compare: no NUL character, no lone surrogate (either would
+    make Postgres or its driver refuse the query)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError({name: "must be valid UTF-8 text"}) from None
+    if "\x00" in value:
+        raise ValidationError({name: "must not contain a NUL character"})
+
+
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                  viewsets.GenericViewSet):
     """Launch, watch, cancel, retry and compare runs; query the distilled student."""
@@ -120,10 +136,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         runs = Run.objects.filter(owner=self.request.user)
         if self.action == "list":
             params = self.request.query_params
+            for name in LIST_FILTERS:
+                _check_filter(name, params.get(name, ""))
             if params.get("status"):
                 runs = runs.filter(status=params["status"])
             if params.get("dataset"):
-                if not params["dataset"].isdigit():
+                if not re.fullmatch(r"[0-9]{1,18}", params["dataset"]):
                     raise ValidationError({"dataset": "must be a dataset id"})
                 runs = runs.filter(dataset_id=int(params["dataset"]))
             if params.get("student"):
