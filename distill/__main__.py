@@ -265,10 +265,11 @@ def cmd_teacher_bigrec(args) -> None:
         return
     # One shard is not a teacher yet (`teacher merge` makes one): computed outside the registry.
     from distill.data import PreparedDataset
-    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher
-    model, adapter = options.pop("model"), options.pop("adapter")
-    bigrec_teacher(PreparedDataset.load(args.data), args.out, model, adapter, BigRecOptions(**options), shard,
-                   args.cache, log=print)
+    from distill.teacher.bigrec import bigrec_teacher
+    from distill.teacher.registry import bigrec_arguments
+    model, adapter, bigrec_options = bigrec_arguments(options)
+    bigrec_teacher(PreparedDataset.load(args.data), args.out, model, adapter, bigrec_options, shard, args.cache,
+                   log=print)
 
 
 def cmd_teacher_merge(args) -> None:

@@ -18,6 +18,8 @@ from distill.errors import ConfigError
 DEFAULT_KIND = "semantic"
 BIGREC_BACKENDS = ("hf", "vllm")  # distill.teacher.backends.BACKENDS, without importing torch here
 DEFAULT_BACKEND = "hf"
+# The old spelling {"backend": ...} named the teacher itself: semantic, titles, or a BIGRec backend.
+LEGACY_BACKENDS = ("semantic", "titles", *BIGREC_BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,25 @@ def _build_semantic(dataset, out, *, cache=None, log=None, model=None, k: int = 
                  dataset, out)
 
 
-def _build_bigrec(dataset, out, *, cache=None, log=None, model=None, adapter=None, **options) -> Path:
+def legacy_kind(backend: str) -> str:
+    """The teacher kind an old-spelling `backend` names (hf, vllm: bigrec)."""
+    return "bigrec" if backend in BIGREC_BACKENDS else backend
+
+
+def bigrec_arguments(options: dict):
+    """(model, adapter, BigRecOptions) of bigrec options (a spec without `kind`), as `bigrec_teacher`
+    takes them; one shard of a teacher (`bigrec_teacher(..., shard=)`) is built from them too."""
+    from distill.teacher.bigrec import BigRecOptions
+    options = dict(options)
+    model, adapter = options.pop("model", None), options.pop("adapter", None)
+    return model, adapter, BigRecOptions(**options)
+
+
+def _build_bigrec(dataset, out, *, cache=None, log=None, **options) -> Path:
     """`out=None` returns the cache entry's complete artifacts directory, not copied anywhere."""
-    from distill.teacher.bigrec import BigRecOptions, bigrec_teacher
-    result = bigrec_teacher(dataset, out, model, adapter, BigRecOptions(**options), cache=cache, log=log)
+    from distill.teacher.bigrec import bigrec_teacher
+    model, adapter, bigrec_options = bigrec_arguments(options)
+    result = bigrec_teacher(dataset, out, model, adapter, bigrec_options, cache=cache, log=log)
     return Path(result["path"])
 
 
@@ -81,10 +98,11 @@ def parse_teacher(spec: dict) -> dict:
             raise ConfigError(f"kind {kind!r} is not one of {', '.join(TEACHERS)}")
     elif "backend" in options:  # the old spelling: the backend named the kind
         backend = options["backend"]
-        old = (*[k for k in TEACHERS if k != "bigrec"], *BIGREC_BACKENDS)
-        if backend not in old:
-            raise ConfigError(f"backend {backend!r} is not one of {', '.join(old)}")
-        kind = "bigrec" if backend in BIGREC_BACKENDS else options.pop("backend")
+        if backend not in LEGACY_BACKENDS:
+            raise ConfigError(f"backend {backend!r} is not one of {', '.join(LEGACY_BACKENDS)}")
+        kind = legacy_kind(backend)
+        if kind != "bigrec":
+            options.pop("backend")
     else:
         kind = DEFAULT_KIND
     known = TEACHERS[kind].options

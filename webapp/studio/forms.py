@@ -13,7 +13,8 @@ from django import forms
 from rest_framework import serializers
 
 from webapp.studio.models import Dataset
-from webapp.studio.services import BIGREC_BACKENDS, LEGACY_BACKENDS, ServiceError, teacher_options, validate_config
+from distill.teacher.registry import LEGACY_BACKENDS, legacy_kind
+from webapp.studio.services import ServiceError, teacher_options, validate_config
 
 CHOICES = {
     "selection": ("val", "test"),
@@ -106,7 +107,7 @@ class RunForm(forms.Form):
         if self.errors:
             return data
         backend = data["teacher_backend"]   # semantic | titles | hf | vllm (hf, vllm: the bigrec kind)
-        kind = "bigrec" if backend in BIGREC_BACKENDS else backend
+        kind = legacy_kind(backend)
         allowed = teacher_options(kind)
         teacher: dict = {"kind": kind, "backend": backend} if kind == "bigrec" else {"kind": kind}
         extra = {}

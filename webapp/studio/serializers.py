@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from distill.config import STUDENTS
+
 from webapp.studio.models import Dataset, Run
 
 
@@ -29,7 +31,7 @@ class DatasetUploadSerializer(serializers.Serializer):
 class RunCreateSerializer(serializers.Serializer):
     dataset = serializers.IntegerField()
     name = serializers.CharField(max_length=200)
-    student = serializers.ChoiceField(choices=["gru4rec", "sasrec", "dros", "caser"], default="sasrec")
+    student = serializers.ChoiceField(choices=STUDENTS, default="sasrec")
     teacher = serializers.JSONField(default=dict, help_text="{kind: semantic|titles|bigrec, k, ...} (bigrec: backend hf|vllm, shards); the old {backend: semantic|titles|hf|vllm} is accepted")
     distill = serializers.JSONField(default=dict, help_text="distillation options, e.g. {lam: auto}")
     train = serializers.JSONField(default=dict, help_text="training options, e.g. {epochs: 3, seed: 1}")

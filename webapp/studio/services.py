@@ -158,10 +158,6 @@ def delete_dataset(dataset: Dataset) -> None:
 # The service's own teacher options, by kind: `shards` splits BIGRec inference into shard tasks on
 # the gpu queue. The library (distill.teacher) never sees them.
 SERVICE_OPTIONS = {"bigrec": {"shards"}}
-BIGREC_BACKENDS = ("hf", "vllm")
-# The old spelling {"backend": semantic|titles|hf|vllm} named the teacher (hf, vllm: bigrec); the
-# dashboard's teacher menu still offers these four.
-LEGACY_BACKENDS = ("semantic", "titles", *BIGREC_BACKENDS)
 
 
 def teacher_kinds() -> tuple[str, ...]:

@@ -81,16 +81,20 @@ def library_spec(teacher: dict) -> dict:
     return {key: value for key, value in teacher.items() if key not in SERVICE_ONLY}
 
 
-def teacher_dir(run: Run) -> Path:
+def run_teacher_key(run: Run) -> str:
+    return teacher_key(run.dataset, run.config["teacher"])
+
+
+def teacher_dir(run: Run, key: str | None = None) -> Path:
     """Where the run's teacher artifacts are: the cache entry's directory (for bigrec the library's
     own cache entry, not a copy), else STORAGE_ROOT/teachers/<key> where a teacher is computed."""
-    key = teacher_key(run.dataset, run.config["teacher"])
+    key = key or run_teacher_key(run)
     path = TeacherCacheEntry.objects.filter(key=key).values_list("path", flat=True).first()
     return Path(path) if path else storage("teachers", key)
 
 
-def _remember_teacher(run: Run, path: Path) -> None:
-    TeacherCacheEntry.objects.update_or_create(key=teacher_key(run.dataset, run.config["teacher"]), defaults={
+def _remember_teacher(run: Run, path: Path, key: str | None = None) -> None:
+    TeacherCacheEntry.objects.update_or_create(key=key or run_teacher_key(run), defaults={
         "dataset_hash": run.dataset.content_hash, "config": run.config["teacher"], "path": str(path)})
 
 
@@ -98,12 +102,12 @@ def stage_teacher(run: Run, reporter) -> Outcome:
     from distill.recipe import ensure_teacher
     from distill.train import Cancelled
     spec = library_spec(run.config["teacher"])
-    out = teacher_dir(run)
+    key = run_teacher_key(run)
+    out = teacher_dir(run, key)
     if (out / "teacher.json").is_file():
         reporter.message("teacher: cached")
-        _remember_teacher(run, out)   # the files outlive a lost row (a restored database): index them again
-        TeacherCacheEntry.objects.filter(key=teacher_key(run.dataset, run.config["teacher"])).update(
-            hits=F("hits") + 1)
+        _remember_teacher(run, out, key)   # the files outlive a lost row (a restored database): index them again
+        TeacherCacheEntry.objects.filter(key=key).update(hits=F("hits") + 1)
     else:
         if reporter.should_cancel():
             raise Cancelled("run cancelled")
@@ -113,20 +117,14 @@ def stage_teacher(run: Run, reporter) -> Outcome:
         # bigrec keeps its result in its block cache: the entry's directory is the teacher (no copy).
         out = ensure_teacher(_dataset(run), spec, None if spec["kind"] == "bigrec" else out,
                              cache=storage("teacher-blocks"), log=reporter.message)
-        _remember_teacher(run, out)
+        _remember_teacher(run, out, key)
     _record_metrics(run, "teacher", out / "metrics.json")
     _record_artifacts(run, "teacher", out)
     return COMPLETE
 
 
-def _bigrec_options(spec: dict):
-    """BigRecOptions from a bigrec teacher spec."""
-    from distill.teacher.bigrec import BigRecOptions
-    return BigRecOptions(**{key: value for key, value in spec.items() if key not in ("kind", "model", "adapter")})
-
-
 def teacher_shard_dirs(run: Run, count: int) -> list[Path]:
-    shards = storage("teacher-shards", teacher_key(run.dataset, run.config["teacher"]))
+    shards = storage("teacher-shards", run_teacher_key(run))
     return [shards / f"{i}-of-{count}" for i in range(1, count + 1)]
 
 
@@ -135,9 +133,12 @@ def compute_teacher_shard(run: Run, index: int, count: int) -> None:
     from distill.teacher.bigrec import bigrec_teacher
     mine = teacher_shard_dirs(run, count)[index - 1]
     if not (mine / "shard.json").is_file():
+        from distill.teacher.registry import bigrec_arguments
         spec = library_spec(run.config["teacher"])
-        bigrec_teacher(_dataset(run), mine, spec.get("model"), spec.get("adapter"), _bigrec_options(spec),
-                       shard=(index, count), cache=storage("teacher-blocks"))
+        spec.pop("kind")
+        model, adapter, options = bigrec_arguments(spec)
+        bigrec_teacher(_dataset(run), mine, model, adapter, options, shard=(index, count),
+                       cache=storage("teacher-blocks"))
 
 
 def merge_teacher_shards(run: Run, count: int) -> None:
