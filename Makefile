@@ -64,6 +64,7 @@ bench: install
 	$(PY) bench/training_bench.py --ml100k $(ML100K) --out bench-out/results.json
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
 	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
+	$(PY) bench/prepare_bench.py
 
 # The dashboard's pages with 1,000 runs in Postgres: server time per page (fails over 300 ms).
 bench-dashboard: install

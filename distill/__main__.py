@@ -38,19 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_synth)
 
     p = commands.add_parser("prepare", help="read interactions + titles, window and split them")
-    p.add_argument("--format", required=True, help="csv, recbole, movielens or reference")
-    p.add_argument("--input", required=True, help="interactions file (or the dataset directory)")
+    p.add_argument("--format", help="csv, recbole, movielens or reference (default: recognised from the "
+                   "file names when --input is a folder)")
+    p.add_argument("--input", required=True, help="interactions file, or the folder of the dataset's files")
     p.add_argument("--items", help="items/titles file where the format needs one")
     p.add_argument("--out", required=True, help="prepared dataset directory")
-    p.add_argument("--max-len", type=int, default=10, help="history window L (default 10)")
-    p.add_argument("--split", choices=["time", "loo"], default="time",
-                   help="time: 80/10/10 by target time (default); loo: leave-one-out per user")
-    p.add_argument("--kcore", type=int, default=0, help="keep users and items with >= k interactions")
-    p.add_argument("--sep", help="field separator of csv files (default: detected)")
-    p.add_argument("--user-col", help="csv: user column (default user_id)")
-    p.add_argument("--item-col", help="csv: item column (default item_id)")
-    p.add_argument("--time-col", help="csv: timestamp column (default timestamp)")
-    p.add_argument("--title-col", help="csv: title column of the items file (default title)")
+    _prepare_option_flags(p)
     p.set_defaults(handler=cmd_prepare)
 
     p = commands.add_parser("export-reference", help="write the reference code's CSV files")
@@ -181,14 +174,28 @@ def cmd_synth(args) -> None:
     print(json.dumps(summary, default=str))
 
 
+def _prepare_option_flags(parser) -> None:
+    """One flag per prepare option (--max-len, --split, ..., --sep), from the library's schema, so
+    the command line and the web service share the options and their bounds."""
+    from distill.data.prepare import prepare_fields
+    for field in prepare_fields():
+        default = "none" if field["default"] is None else field["default"]
+        extra = f"; one of {', '.join(field['choices'])}" if field["choices"] else ""
+        if field["min"] is not None:
+            extra += f"; {field['min']}..{field['max']}"
+        metavar = field["type"].upper() if not field["choices"] else "{" + ",".join(field["choices"]) + "}"
+        parser.add_argument("--" + field["name"].replace("_", "-"), dest=field["name"], metavar=metavar,
+                            help=f"{field['help']} (default {default}{extra})".replace("%", "%%"))
+
+
 def cmd_prepare(args) -> None:
     from distill.data import PrepareOptions, prepare_dataset
-    options = PrepareOptions(max_len=args.max_len, split=args.split, kcore=args.kcore, sep=args.sep,
-                             **{k: v for k, v in (("user_col", args.user_col), ("item_col", args.item_col),
-                                                  ("time_col", args.time_col), ("title_col", args.title_col))
-                                if v is not None})
+    from distill.data.prepare import prepare_fields
+    options = PrepareOptions.from_form({field["name"]: getattr(args, field["name"]) for field in prepare_fields()
+                                        if getattr(args, field["name"]) is not None})
     dataset = prepare_dataset(args.format, args.input, args.out, items=args.items, options=options)
-    print(json.dumps({k: dataset.stats[k] for k in ("users", "items", "interactions", "instances", "content_hash")}))
+    print(json.dumps({k: dataset.stats[k] for k in ("format", "users", "items", "interactions", "instances",
+                                                     "content_hash")}))
 
 
 def cmd_export_reference(args) -> None:

@@ -129,9 +129,10 @@ class Api:
         parts = []
         for name, value in fields.items():
             parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-        for name, file in files.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{file.name}"\r\n'
-                         f"Content-Type: text/csv\r\n\r\n".encode() + file.read_bytes() + b"\r\n")
+        for name, paths in files.items():   # a field may repeat: {"files": [path, path]}
+            for file in (paths if isinstance(paths, list) else [paths]):
+                parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{file.name}"\r\n'
+                             f"Content-Type: text/csv\r\n\r\n".encode() + file.read_bytes() + b"\r\n")
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         return self._send(urllib.request.Request(URL + path, data=body, method="POST", headers={
             **self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}))
@@ -153,11 +154,25 @@ def demo_dataset(api: Api) -> dict:
     from distill.data.synth import generate_synthetic
     folder = OUT / "synthetic"
     generate_synthetic(folder, users=250, items=1500, seed=1)
-    dataset = api.upload("/api/datasets/", {"name": "synthetic demo", "format": "csv"},
-                         {"interactions": folder / "interactions.csv", "items": folder / "items.csv"})
+    dataset = api.upload("/api/datasets/", {"name": "synthetic demo"},
+                         {"files": [folder / "interactions.csv", folder / "items.csv"]})
+    dataset = wait_ready(api, dataset["id"])
     print(f"dataset {dataset['id']}: {dataset['stats']['users']} users, {dataset['stats']['items']} items, "
           f"{dataset['stats']['instances']['train']:,} training instances", flush=True)
     return dataset
+
+
+def wait_ready(api: Api, dataset_id: int, timeout: float = 600) -> dict:
+    """Poll the dataset until a worker has prepared it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        dataset = api.get(f"/api/datasets/{dataset_id}/")
+        if dataset["status"] == "ready":
+            return dataset
+        if dataset["status"] == "failed":
+            raise SystemExit(f"dataset {dataset_id} failed to prepare: {dataset['error']}")
+        time.sleep(0.5)
+    raise SystemExit(f"dataset {dataset_id} was not prepared within {timeout:.0f} s; is the worker running?")
 
 
 def report(run: dict) -> str:

@@ -83,16 +83,46 @@ def storage_entries() -> list[str]:
 
 # ----------------------------------------------------------------------------- API requests
 
-def upload(api, name="ml", fmt="movielens", **files):
-    """POST /api/datasets/ with files given as role=(filename, bytes); ML-100k when none are given."""
+def upload(api, name="ml", fmt="movielens", files=None, options=None, **roles):
+    """POST /api/datasets/: `files` [(filename, bytes)] in the repeated field `files`, `roles` as
+    role=(filename, bytes) in the one-file fields, `options` the prepare options; ML-100k's two
+    files when neither is given. fmt=None leaves the format to be recognised."""
     from django.core.files.uploadedfile import SimpleUploadedFile
-    if not files:
+    if files is None and not roles:
         data, item = ml100k_files()
-        files = {"interactions": (data.name, data.read_bytes()), "items": (item.name, item.read_bytes())}
-    payload = {"name": name, "format": fmt}
-    for role, (filename, content) in files.items():
+        roles = {"interactions": (data.name, data.read_bytes()), "items": (item.name, item.read_bytes())}
+    payload = {"name": name, **(options or {})}
+    if fmt:
+        payload["format"] = fmt
+    for role, (filename, content) in roles.items():
         payload[role] = SimpleUploadedFile(filename, content)
+    if files:
+        payload["files"] = [SimpleUploadedFile(filename, content) for filename, content in files]
     return api.post("/api/datasets/", payload, format="multipart")
+
+
+def folder_files(folder: Path) -> list[tuple[str, bytes]]:
+    """Every file of `folder` as (name, bytes), for `upload(files=...)`."""
+    return [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()]
+
+
+def prepared(api, response, timeout: float = 300) -> dict:
+    """The dataset of an accepted upload (202) once prepared: ready or failed. The preparation is
+    the worker's task body, `services.prepare_stored`: called here, in this process, unless a
+    worker already holds it (the unit tier has none), then polled over the API."""
+    from webapp.studio.services import prepare_stored
+    assert response.status_code == 202, response.content
+    dataset_id = response.json()["id"]
+    prepare_stored(dataset_id)
+    last: dict = {}
+
+    def finished():
+        last.clear()
+        last.update(api.get(f"/api/datasets/{dataset_id}/").json())
+        return dict(last) if last["status"] in ("ready", "failed") else None
+
+    return wait_until(finished, timeout, 0.2, lambda: f"dataset {dataset_id} still {last.get('status')} "
+                                                      f"({last.get('message')})")
 
 
 def token_client(user):

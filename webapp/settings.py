@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before any view or the CSRF check reads a body: size and auth first (webapp/studio/uploads.py).
+    "webapp.studio.uploads.UploadGuard",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -94,9 +96,13 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# The most file bytes one request may carry: a larger Content-Length is refused before a byte is
+# read, a chunked body as soon as its running total passes it (webapp/studio/uploads.py).
 UPLOAD_MAX_MB = env_int("UPLOAD_MAX_MB", 200, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024          # non-file request bodies
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024          # larger uploads stream to a temporary file
+DATA_UPLOAD_MAX_NUMBER_FILES = 50
+# Every uploaded file streams to STORAGE_ROOT/incoming (never into memory or /tmp).
+FILE_UPLOAD_HANDLERS = ["webapp.studio.uploads.BoundedUploadHandler"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -105,7 +111,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "webapp.studio.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {
         "uploads": env_str("THROTTLE_UPLOADS", "30/hour"),

@@ -98,7 +98,8 @@ class PreparedDataset:
     def load(cls, path: str | Path) -> "PreparedDataset":
         path = Path(path)
         if not (path / "stats.json").is_file():
-            raise DataError(f"{path}: not a prepared dataset (no stats.json); run `python -m distill prepare` first")
+            raise DataError(f"{path.name}: not a prepared dataset (no stats.json); prepare the data first "
+                            f"(`python -m distill prepare`)")
         stats = read_json(path / "stats.json")
         items = read_json(path / "items.json")
         users = read_json(path / "users.json")
@@ -108,10 +109,10 @@ class PreparedDataset:
             try:
                 arrays = load_file(str(file))
             except Exception as exc:  # safetensors raises several types for a damaged file
-                raise DataError(f"{file}: cannot read ({exc}); prepare the dataset again") from None
+                raise DataError(f"{path.name}/{file.name}: cannot read ({exc}); prepare the dataset again") from None
             missing = [a for a in ARRAYS if a not in arrays]
             if missing:
-                raise DataError(f"{file}: missing arrays {missing}; prepare the dataset again")
+                raise DataError(f"{path.name}/{file.name}: missing arrays {missing}; prepare the dataset again")
             splits[name] = Split(**{a: arrays[a] for a in ARRAYS})
         return cls(item_ids=items["ids"], titles=items["titles"], user_ids=users["ids"],
                    stats=stats, path=path, **splits)

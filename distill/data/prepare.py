@@ -13,76 +13,231 @@ no output behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Callable, Mapping
 
 import numpy as np
 
 from distill.data.dataset import SPLITS, PreparedDataset, Split, content_hash
-from distill.data.readers import READERS
+from distill.data.readers import READERS, detect_format
 from distill.data.readers.common import Interactions, RawData
-from distill.errors import ConfigError, DataError
+from distill.errors import ConfigError, DataError, OptionError, give_hint, option_hint
 from distill.io import atomic_directory
 
 SPLIT_METHODS = ("time", "loo")
+MAX_LEN_LIMIT = 200
+KCORE_LIMIT = 10_000
+COLUMN_NAME_LIMIT = 100
+# How a tab separator can be written in a form field or on the command line.
+TAB_SPELLINGS = ("\\t", "tab", "TAB")
+
+
+def _option(default, kind: str, help: str, *, choices: tuple | None = None, min: float | None = None,
+            max: float | None = None, optional: bool = False):
+    """A PrepareOptions field with its schema (prepare_fields) in the dataclass metadata."""
+    return field(default=default, metadata={"type": kind, "help": help, "choices": choices, "min": min,
+                                            "max": max, "optional": optional})
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
     """How to read and cut the data; the defaults follow docs/method.md §1. Sources that come already
-    split (RecBole sequence files, reference CSVs) keep their split and take only max_len."""
+    split (RecBole sequence files, reference CSVs) keep their split and take only max_len.
 
-    max_len: int = 10                      # L: history items kept per instance, oldest dropped first
-    split: str = "time"                    # "time": 80/10/10 by target time; "loo": last per user
-    kcore: int = 0                         # keep users and items with >= kcore interactions; 0 = off
-    min_rating: float | None = None        # drop interactions rated below this; None = keep all
-    user_col: str = "user_id"              # user column of the interactions (csv, recbole)
-    item_col: str = "item_id"              # item column of the interactions and of the items file
-    time_col: str = "timestamp"            # timestamp column of the interactions
-    title_col: str = "title"               # title column of the items file
-    rating_col: str = "rating"             # rating column, read only when min_rating is set
-    sep: str | None = None                 # csv separator; None = detect from the header line
+    Every field carries its schema (type, help, choices, bounds) in its metadata: `prepare_fields`
+    lists it, `from_form` parses text by it and `check` enforces it, so the command line and the
+    web service share one set of bounds."""
+
+    max_len: int = _option(10, "int", "L: history items kept per instance (the oldest are dropped first)",
+                           min=1, max=MAX_LEN_LIMIT)
+    split: str = _option("time", "str", "time: 80/10/10 by target time; loo: per user, last instance "
+                         "test, the one before val", choices=SPLIT_METHODS)
+    kcore: int = _option(0, "int", "keep users and items with at least this many interactions "
+                         "(repeated until stable); 0 = off", min=0, max=KCORE_LIMIT)
+    min_rating: float | None = _option(None, "float", "drop interactions rated below this; empty = keep all",
+                                       optional=True)
+    user_col: str = _option("user_id", "str", "user column of the interactions (csv, recbole)")
+    item_col: str = _option("item_id", "str", "item column of the interactions and of the items file")
+    time_col: str = _option("timestamp", "str", "timestamp column of the interactions")
+    title_col: str = _option("title", "str", "title column of the items file")
+    rating_col: str = _option("rating", "str", "rating column, read only when min_rating is set")
+    sep: str | None = _option(None, "str", "field separator of csv files, one character (\\t for a tab); "
+                              "empty = detected from the header line", optional=True)
+
+    @classmethod
+    def from_form(cls, values: Mapping[str, str]) -> "PrepareOptions":
+        """Options from text values, as a web form or the command line sends them; an empty value
+        (or None) means the default. Raises OptionError on an unknown name or a bad value."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(name for name in values if name not in known)
+        if unknown:
+            raise OptionError("detail", f"unknown option(s) {', '.join(map(repr, unknown))}; "
+                                        f"known: {', '.join(sorted(known))}", unknown=unknown)
+        parsed = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            if name != "sep":
+                text = text.strip()
+            if text == "":
+                continue
+            parsed[name] = _parse(known[name], text)
+        options = cls(**parsed)
+        options.check()
+        return options
 
     def check(self) -> None:
-        if not isinstance(self.max_len, int) or self.max_len < 1:
-            raise ConfigError(f"max_len must be a positive integer, got {self.max_len!r}")
-        if self.split not in SPLIT_METHODS:
-            raise ConfigError(f"split must be one of {', '.join(SPLIT_METHODS)}, got {self.split!r}")
-        if not isinstance(self.kcore, int) or self.kcore < 0:
-            raise ConfigError(f"kcore must be an integer >= 0, got {self.kcore!r}")
-        columns = (self.user_col, self.item_col, self.time_col, self.rating_col)
-        if len(set(columns)) != len(columns) or self.item_col == self.title_col:
-            raise ConfigError(f"user_col, item_col, time_col, rating_col must be distinct and "
-                              f"title_col differ from item_col, got {columns + (self.title_col,)}")
-        if self.sep is not None and len(self.sep) != 1:
-            raise ConfigError(f"sep must be one character, got {self.sep!r}")
+        """Every value within its field's bounds (OptionError naming the field), and the column
+        options naming distinct columns."""
+        for spec in fields(self):
+            _check_value(spec, getattr(self, spec.name))
+        columns = ("user_col", "item_col", "time_col", "rating_col")
+        for later in range(1, len(columns)):
+            for earlier in range(later):
+                _distinct(self, columns[earlier], columns[later])
+        _distinct(self, "item_col", "title_col")
 
 
-def prepare_dataset(fmt: str, input: str | Path, out: str | Path, items: str | Path | None = None,
-                    *, options: PrepareOptions | None = None) -> PreparedDataset:
+def prepare_fields() -> list[dict]:
+    """The schema of the prepare options, in field order: one dict per option with name, type
+    ("int", "float" or "str"), default, help, choices (a tuple or None), min and max (None where
+    unbounded). A form or a command line is built from it."""
+    return [{"name": spec.name, "type": spec.metadata["type"], "default": spec.default,
+             "help": spec.metadata["help"], "choices": spec.metadata["choices"],
+             "min": spec.metadata["min"], "max": spec.metadata["max"]} for spec in fields(PrepareOptions)]
+
+
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def _rule(spec) -> str:
+    """What a field's value must be, for the error message."""
+    meta = spec.metadata
+    if meta["choices"]:
+        return f"must be one of {', '.join(meta['choices'])}"
+    if meta["type"] == "int":
+        return f"must be a whole number in {meta['min']}..{meta['max']}"
+    if meta["type"] == "float":
+        return "must be a finite number, or empty for none"
+    if spec.name == "sep":
+        return "must be one character (\\t for a tab), not a newline or a quote, or empty to detect it"
+    return (f"must be a column name of 1..{COLUMN_NAME_LIMIT} characters, without control characters "
+            f"or spaces at either end")
+
+
+def _parse(spec, text: str):
+    """The value of field `spec` written as `text` (not empty); OptionError when it is not one."""
+    kind = spec.metadata["type"]
+    bad = OptionError(spec.name, f"{spec.name}: {_rule(spec)}, got {text!r}")
+    if kind == "int":
+        if not _WHOLE.fullmatch(text):
+            raise bad
+        value = int(text)
+    elif kind == "float":
+        try:
+            value = float(text)
+        except ValueError:
+            raise bad from None
+    elif spec.name == "sep" and text in TAB_SPELLINGS:
+        value = "\t"
+    else:
+        value = text
+    if not _valid(spec, value):
+        raise bad
+    return value
+
+
+def _valid(spec, value) -> bool:
+    meta = spec.metadata
+    if value is None:
+        return meta["optional"]
+    kind = meta["type"]
+    if kind == "int":
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and meta["min"] <= value <= meta["max"])
+    if kind == "float":
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if not isinstance(value, str):
+        return False
+    if meta["choices"]:
+        return value in meta["choices"]
+    if spec.name == "sep":
+        return len(value) == 1 and value not in "\r\n\"\x00"
+    return (1 <= len(value) <= COLUMN_NAME_LIMIT and value == value.strip()
+            and not any(ord(c) < 32 or ord(c) == 127 for c in value))
+
+
+def _check_value(spec, value) -> None:
+    if not _valid(spec, value):
+        raise OptionError(spec.name, f"{spec.name}: {_rule(spec)}, got {value!r}")
+
+
+def _distinct(options: PrepareOptions, first: str, second: str) -> None:
+    """Two column options may not name the same column; the error is on the one the user changed."""
+    if getattr(options, first) != getattr(options, second):
+        return
+    defaults = {spec.name: spec.default for spec in fields(options)}
+    changed = first if getattr(options, first) != defaults[first] else second
+    other = second if changed == first else first
+    raise OptionError(changed, f"{changed}: names the same column as {other} "
+                               f"({getattr(options, first)!r}); give each column option a different column")
+
+
+Progress = Callable[[str, float], None]
+
+
+def prepare_dataset(fmt: str | None, input: str | Path, out: str | Path, items: str | Path | None = None,
+                    *, options: PrepareOptions | None = None,
+                    progress: Progress | None = None) -> PreparedDataset:
     """Read `input` (and the titles file `items`) in format `fmt` and write the prepared
-    dataset to `out` (docs/method.md §1). Returns the dataset, loaded from memory, with `path=out`."""
+    dataset to `out` (docs/method.md §1). Returns the dataset, loaded from memory, with `path=out`.
+
+    `input` may be a folder holding the format's files under their usual names (`items` then
+    None); with `fmt=None` the format is recognised from those names (`detect_format`).
+    `progress(message, fraction)`, when given, is called at a few points on the way."""
+    report = progress or _quiet
     options = options or PrepareOptions()
     options.check()
+    input = Path(input)
+    if fmt is None:
+        if not input.is_dir():
+            raise ConfigError(f"{input.name}: no format given; " + give_hint(
+                "give --format (csv, recbole, movielens or reference), or give the folder of the "
+                "dataset's files as --input to recognise it by the file names",
+                "choose the format, or upload all of the dataset's files to recognise it by their names"))
+        fmt = detect_format(input)
     if fmt not in READERS:
         raise DataError(f"unknown format {fmt!r}; known formats: {', '.join(READERS)}")
-    raw = READERS[fmt](Path(input), Path(items) if items is not None else None, options)
+    report("reading the files", 0.05)
+    raw = READERS[fmt](input, Path(items) if items is not None else None, options)
+    report("building the id maps and filters", 0.4)
     if raw.given is not None:
-        dataset = _from_given(raw, options)
+        dataset = _from_given(raw, options, report)
     else:
-        dataset = _from_interactions(raw, options)
+        dataset = _from_interactions(raw, options, report)
     dataset.stats.update(format=fmt, sources=raw.sources)
+    report("writing the prepared dataset", 0.9)
     with atomic_directory(out) as tmp:
         dataset.save(tmp)
     dataset.path = Path(out)
+    report("prepared", 1.0)
     return dataset
+
+
+def _quiet(message: str, fraction: float) -> None:
+    pass
 
 
 # ---------------------------------------------------------------------------------------------
 # From interactions: ids, filters, windows, split
 
 
-def _from_interactions(raw: RawData, options: PrepareOptions) -> PreparedDataset:
+def _from_interactions(raw: RawData, options: PrepareOptions, report: Progress = _quiet) -> PreparedDataset:
     inter = _rating_filter(raw.interactions, options.min_rating)
     user_ids, user_rank = sorted_ids(raw.user_names)
     item_ids, item_rank = sorted_ids(raw.item_names)
@@ -98,6 +253,7 @@ def _from_interactions(raw: RawData, options: PrepareOptions) -> PreparedDataset
     if missing:
         raise _no_title(raw, item_ids, missing, [(items, lines, inter.source)])
 
+    report("cutting the history windows and the split", 0.6)
     order = stable_order(users, times)
     users, items, times = users[order], items[order], times[order]
     position = _position_in_group(users)
@@ -124,7 +280,8 @@ def _rating_filter(inter: Interactions, min_rating: float | None) -> Interaction
         return inter
     keep = inter.ratings >= min_rating
     if not keep.any():
-        raise DataError(f"{inter.source}: no interaction has rating >= {min_rating}; lower min_rating")
+        raise DataError(f"{inter.source}: no interaction has rating >= {min_rating}; lower "
+                        f"{option_hint('min_rating')}")
     return Interactions(users=inter.users[keep], items=inter.items[keep], times=inter.times[keep],
                         ratings=inter.ratings[keep], lines=inter.lines[keep], source=inter.source)
 
@@ -159,7 +316,7 @@ def kcore_mask(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
             break
         keep = kept
     if not keep.any():
-        raise DataError(f"the {k}-core of the data is empty; lower kcore")
+        raise DataError(f"the {k}-core of the data is empty; lower {option_hint('kcore')}")
     return keep
 
 
@@ -226,10 +383,12 @@ def leave_one_out(users: np.ndarray) -> list[np.ndarray]:
 # From a given split (RecBole sequence files, reference CSVs)
 
 
-def _from_given(raw: RawData, options: PrepareOptions) -> PreparedDataset:
+def _from_given(raw: RawData, options: PrepareOptions, report: Progress = _quiet) -> PreparedDataset:
     if options.kcore or options.min_rating is not None:
-        raise ConfigError(f"{raw.sources[0]}: the data is already split into instances; kcore "
-                          f"and min_rating cannot be applied to it, leave them unset")
+        field = "kcore" if options.kcore else "min_rating"
+        raise OptionError(field, f"{raw.sources[0]}: the data is already split into instances; kcore "
+                                 f"and min_rating cannot be applied to it, leave {option_hint('kcore')} "
+                                 f"and {option_hint('min_rating')} unset")
     parts = [raw.given[name] for name in SPLITS]
     # Every item the source names is kept: the reference format fixes the id space 0..item_num-1.
     item_ids, item_rank = sorted_ids(raw.item_names)
@@ -245,6 +404,7 @@ def _from_given(raw: RawData, options: PrepareOptions) -> PreparedDataset:
         users = [user_rank[p.users] for p in parts]
     else:  # no users in the source: each instance is its own user, named by its row number
         user_ids, users = np.arange(sum(sizes)).astype(str), row_numbers
+    report("cutting the history windows", 0.6)
     # No timestamps: the row number stands in, so time order is the given split order.
     times = [p.times for p in parts] if all(p.times is not None for p in parts) else row_numbers
     splits = {}

@@ -32,6 +32,10 @@ Written files (what `distill`'s CSV reader reads)::
 
     interactions.csv   user_id,item_id,timestamp   (by user, then time)
     items.csv          item_id,title               (every item 0..items-1, including unseen ones)
+
+`write_recbole_splits` writes the same kind of catalogue in RecBole/UniSRec's split layout
+(`NAME.{train,valid,test}.inter` with integer indices, `NAME.item2index`, `NAME.user2index`,
+`NAME.text` keyed by ASIN-like tokens), which the recbole reader reads.
 """
 
 from __future__ import annotations
@@ -126,19 +130,9 @@ def generate_synthetic(
     `interactions_per_user` is an inclusive (min, max) range. The same arguments always give
     byte-identical files. Returns a summary: users, items, interactions, topics, seed, path.
     """
-    low, high = _check_arguments(users, items, topics, interactions_per_user, drift)
-    rng = np.random.default_rng(seed)
-
-    vocabularies = topic_vocabularies(topics, rng)
-    catalogue = _Catalogue(items, topics, rng)
-    titles = catalogue.titles(vocabularies, rng)
-    history, lengths = _simulate_histories(catalogue, users, low, high, drift, rng)
-    timestamps = _timestamps(users, high, rng)
-
-    taken = np.arange(high)[None, :] < lengths[:, None]
-    user_column = np.repeat(np.arange(users), lengths)
-    item_column = catalogue.item_of_position[history[taken]]
-    time_column = timestamps[taken]
+    world = _World(users, items, topics, interactions_per_user, seed, drift)
+    user_column, item_column, time_column = world.columns()
+    titles, lengths = world.titles, world.lengths
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +141,33 @@ def generate_synthetic(
     _write_csv(out / "items.csv", ("item_id", "title"), enumerate(titles))
     return {"users": users, "items": items, "interactions": int(lengths.sum()),
             "topics": topics, "seed": seed, "path": str(out)}
+
+
+class _World:
+    """The generative story above, drawn once: item titles and every user's items in time order."""
+
+    def __init__(self, users: int, items: int, topics: int, interactions_per_user: tuple[int, int],
+                 seed: int, drift: float):
+        low, high = _check_arguments(users, items, topics, interactions_per_user, drift)
+        rng = np.random.default_rng(seed)
+        self.rng = rng
+        self.users, self.high = users, high
+        self.vocabularies = topic_vocabularies(topics, rng)
+        self.catalogue = _Catalogue(items, topics, rng)
+        self.titles = self.catalogue.titles(self.vocabularies, rng)
+        self.history, self.lengths = _simulate_histories(self.catalogue, users, low, high, drift, rng)
+        self.timestamps = _timestamps(users, high, rng)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, item id, timestamp) of every interaction, by user, then time."""
+        taken = np.arange(self.high)[None, :] < self.lengths[:, None]
+        return (np.repeat(np.arange(self.users), self.lengths),
+                self.catalogue.item_of_position[self.history[taken]], self.timestamps[taken])
+
+    def topic_of_item(self) -> np.ndarray:
+        topic = np.empty(len(self.catalogue.item_of_position), dtype=np.int64)
+        topic[self.catalogue.item_of_position] = self.catalogue.topic_of_position
+        return topic
 
 
 def topic_vocabularies(topics: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
@@ -298,3 +319,98 @@ def _check_arguments(users, items, topics, interactions_per_user, drift) -> tupl
     if not 0.0 <= drift <= 1.0:
         raise ConfigError(f"drift={drift}: must lie in [0, 1]")
     return low, high
+
+
+# ---------------------------------------------------------------------------------------------
+# The same catalogue in RecBole/UniSRec's split layout
+
+RECBOLE_INTERACTIONS = (5, 30)   # items per user: every user has a train, a valid and a test row
+RECBOLE_HISTORY = 50             # UniSRec keeps the last 50 items of a history
+TOKEN_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+DESCRIPTION_ADJECTIVES = ("durable", "compact", "elegant", "practical", "sturdy", "lightweight",
+                          "colourful", "classic", "versatile", "handy")
+DESCRIPTION_USES = ("for everyday use", "for the home office", "for gifts and collectors",
+                    "for long evenings", "for weekend projects", "for travel and commuting")
+DESCRIPTION_PRAISE = ("made to last", "easy to use", "loved by fans of the series",
+                      "a favourite of regular customers", "with a two-year warranty")
+
+
+def write_recbole_splits(out: str | Path, name: str = "Office", users: int = 2000, items: int = 1000,
+                         seed: int = 0) -> dict:
+    """Write the synthetic catalogue in the UniSRec layout of the recbole format into `out`:
+
+        NAME.train.inter, NAME.valid.inter, NAME.test.inter
+            user_id:token<TAB>item_id_list:token_seq<TAB>item_id:token, integer indices (1..n);
+            train: one row per target of each user's sequence but the last two (history = up to
+            50 previous items), valid: the second-to-last target, test: the last
+        NAME.item2index, NAME.user2index   token<TAB>index lines, no header
+        NAME.text   item_id:token<TAB>text:token_seq, keyed by ASIN-like tokens (B0 + 8 letters and
+                    digits); the text is the item's title and a description sentence
+
+    Sequences and titles come from the generator above (`generate_synthetic`), so the layout
+    carries the same learnable signal. Deterministic by `seed`. Returns users, items, files."""
+    world = _World(users, items, min(20, items), RECBOLE_INTERACTIONS, seed, 0.1)
+    rng = world.rng
+    item_tokens = _tokens(rng, items, "B0", 8)
+    user_tokens = _tokens(rng, users, "A", 13)
+    user_column, item_column, _ = world.columns()
+    index = (item_column + 1).astype(str).tolist()     # item id i is index i + 1
+    starts = np.concatenate(([0], np.cumsum(world.lengths)[:-1])).tolist()
+
+    rows = {"train": [], "valid": [], "test": []}
+    for user, (start, length) in enumerate(zip(starts, world.lengths.tolist())):
+        for target in range(1, length):
+            history = " ".join(index[start + max(0, target - RECBOLE_HISTORY): start + target])
+            split = "test" if target == length - 1 else "valid" if target == length - 2 else "train"
+            rows[split].append(f"{user + 1}\t{history}\t{index[start + target]}\n")
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+    files = []
+    for split, lines in rows.items():
+        files.append(_write_lines(out / f"{name}.{split}.inter", [header, *lines]))
+    files.append(_write_lines(out / f"{name}.item2index",
+                              [f"{token}\t{i + 1}\n" for i, token in enumerate(item_tokens.tolist())]))
+    files.append(_write_lines(out / f"{name}.user2index",
+                              [f"{token}\t{u + 1}\n" for u, token in enumerate(user_tokens.tolist())]))
+    texts = _descriptions(world, rng)
+    files.append(_write_lines(out / f"{name}.text", ["item_id:token\ttext:token_seq\n"] + [
+        f"{token}\t{text}\n" for token, text in zip(item_tokens.tolist(), texts)]))
+    return {"users": users, "items": items, "files": files}
+
+
+def _tokens(rng: np.random.Generator, count: int, prefix: str, length: int) -> np.ndarray:
+    """`count` distinct ids: `prefix` + `length` uppercase letters and digits, like ASINs."""
+    tokens = np.empty(0, dtype=f"<U{len(prefix) + length}")
+    while len(tokens) < count:
+        draw = TOKEN_ALPHABET[rng.integers(len(TOKEN_ALPHABET), size=(count - len(tokens), length))]
+        more = np.char.add(prefix, np.ascontiguousarray(draw).view(f"<U{length}").ravel())
+        tokens = np.concatenate([tokens, more[~np.isin(more, tokens)]])
+        _, first = np.unique(tokens, return_index=True)
+        tokens = tokens[np.sort(first)]
+    return tokens
+
+
+def _descriptions(world: _World, rng: np.random.Generator) -> list[str]:
+    """Each item's text: its title, then a sentence with two more words of its topic."""
+    topic = world.topic_of_item()
+    count = len(topic)
+    words = rng.integers(WORDS_PER_TOPIC, size=(count, 2)).tolist()
+    adjective = rng.integers(len(DESCRIPTION_ADJECTIVES), size=count).tolist()
+    use = rng.integers(len(DESCRIPTION_USES), size=count).tolist()
+    praise = rng.integers(len(DESCRIPTION_PRAISE), size=count).tolist()
+    texts = []
+    for item, title in enumerate(world.titles):
+        vocabulary = world.vocabularies[topic[item]]
+        first, second = (vocabulary[w] for w in words[item])
+        texts.append(f"{title}. A {DESCRIPTION_ADJECTIVES[adjective[item]]} {first.lower()} and "
+                     f"{second.lower()} piece {DESCRIPTION_USES[use[item]]}, "
+                     f"{DESCRIPTION_PRAISE[praise[item]]}.")
+    return texts
+
+
+def _write_lines(path: Path, lines: list[str]) -> str:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.writelines(lines)
+    return path.name

@@ -177,11 +177,10 @@ def test_too_little_data_for_a_split(tmp_path):
 
 def test_bad_options_are_config_errors(tmp_path):
     for options, message in (
-            (PrepareOptions(split="random"), "split must be one of time, loo, got 'random'"),
-            (PrepareOptions(max_len=0), "max_len must be a positive integer, got 0"),
-            (PrepareOptions(user_col="item_id"), "user_col, item_col, time_col, rating_col must be distinct and "
-                                                 "title_col differ from item_col, got ('item_id', 'item_id', "
-                                                 "'timestamp', 'rating', 'title')")):
+            (PrepareOptions(split="random"), "split: must be one of time, loo, got 'random'"),
+            (PrepareOptions(max_len=0), "max_len: must be a whole number in 1..200, got 0"),
+            (PrepareOptions(user_col="item_id"), "user_col: names the same column as item_col ('item_id'); "
+                                                 "give each column option a different column")):
         with pytest.raises(ConfigError) as error:
             prepare_dataset("csv", tmp_path / "x.csv", tmp_path / "out", options=options)
         assert str(error.value) == message

@@ -59,7 +59,9 @@ def test_same_topic_items_rank_first(dataset):
 
 def test_history_items_rank_last_unless_asked(dataset):
     kept = title_teacher(dataset, k=8, exclude_history=False)
-    assert kept.ids["train"][1, 0] == 2 and kept.distances["train"][1, 0] == pytest.approx(0, abs=1e-6)
+    # Distances come from |q|^2 + |x|^2 - 2 q.x in float32: an identical vector is sqrt(float32
+    # rounding) ~ 3e-4 away, depending on the BLAS kernel, not 0 exactly.
+    assert kept.ids["train"][1, 0] == 2 and kept.distances["train"][1, 0] == pytest.approx(0, abs=1e-3)
     excluded = title_teacher(dataset, k=8)
     assert list(excluded.ids["train"][0, -2:]) in ([0, 1], [1, 0])  # seen items after all others
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import ROOT, token_client, upload, wait_until
+from tests.factories import ROOT, prepared, token_client, upload, wait_until
 
 UNIT = os.environ.get("STUDIO_TEST_DB", "postgres") == "sqlite"
 _tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
@@ -128,9 +128,10 @@ def web_bob(bob):
 
 @pytest.fixture
 def ml_dataset(client):
-    response = upload(client)
-    assert response.status_code == 201, response.content
-    return response.json()
+    """ML-100k uploaded over the API and prepared (ready)."""
+    dataset = prepared(client, upload(client))
+    assert dataset["status"] == "ready", dataset["error"]
+    return dataset
 
 
 @pytest.fixture

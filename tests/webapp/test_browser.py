@@ -76,21 +76,25 @@ def test_log_in_upload_launch_watch_inspect_and_compare_in_chromium(worker, brow
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/runs/$"))
 
-    # 2. Uploading ML-100k: a wrong file first (the error shows next to it), then the real one.
+    # 2. Uploading ML-100k as several files in one input: a broken ratings file first (the worker's
+    # reader error shows on the dataset page), then the real one (the page follows the preparation).
     data_file, item_file = ml100k_files()
     page.goto("/datasets/upload/")
-    page.get_by_label("Name").fill("ml-100k")
-    page.get_by_label("Format").select_option("movielens")
-    page.set_input_files("#id_interactions", files=[{"name": "u.data", "mimeType": "text/plain",
-                                                     "buffer": b"196\t242\t3\n"}])
-    page.set_input_files("#id_items", str(item_file))
-    page.get_by_role("button", name="Upload and check").click()
-    error = page.wait_for_selector(".field.invalid .error, #form-errors .error", timeout=30_000)
-    assert "u.data" in error.inner_text()
-    shot(page, "02-upload-error")
-    page.set_input_files("#id_interactions", str(data_file))
-    page.get_by_role("button", name="Upload and check").click()
+    page.get_by_label("Name").fill("broken")
+    page.set_input_files("#id_files", files=[{"name": "u.data", "mimeType": "text/plain", "buffer": b"196\t242\t3\n"},
+                                             {"name": "u.item", "mimeType": "text/plain",
+                                              "buffer": item_file.read_bytes()}])
+    page.get_by_role("button", name="Upload").click()
     page.wait_for_url(re.compile(r"/datasets/\d+/$"), timeout=120_000)
+    error = page.wait_for_selector(".error pre", timeout=120_000)
+    assert "u.data line 1" in error.inner_text()
+    shot(page, "02-upload-error")
+    page.goto("/datasets/upload/")
+    page.get_by_label("Name").fill("ml-100k")
+    page.set_input_files("#id_files", [str(data_file), str(item_file)])
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url(re.compile(r"/datasets/\d+/$"), timeout=120_000)
+    page.wait_for_selector(".tile", timeout=120_000)
     assert page.locator(".tile", has_text="users").first.inner_text().startswith("943")
     shot(page, "03-dataset")
 

@@ -42,7 +42,10 @@ def test_a_run_goes_from_upload_to_metrics_and_recommendations(worker, client, m
                               format="json")
     assert recommended.status_code == 200, recommended.content
     items = recommended.json()["items"]
-    assert len(items) == 5 and not {"50", "172", "181"} & set(items)
+    ids = [item["id"] for item in items]
+    assert len(items) == 5 and not {"50", "172", "181"} & set(ids)
+    assert all(item["title"] and isinstance(item["score"], float) for item in items)
+    assert [item["score"] for item in items] == sorted((item["score"] for item in items), reverse=True)
     bad = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["no-such-item"]}, format="json")
     assert bad.status_code == 400 and "no-such-item" in bad.json()["detail"]
 

@@ -83,7 +83,7 @@ obtain_token.cls.throttle_scope = "token"
 
 class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    """Upload an interaction dataset with titles; it is validated and prepared on upload."""
+    """Upload an interaction dataset with titles: stored at once, prepared by a worker."""
     serializer_class = DatasetSerializer
     queryset = Dataset.objects.none()  # for the schema; requests use get_queryset (owner-scoped)
     parser_classes = [MultiPartParser, FormParser, JSONParser]
@@ -96,12 +96,25 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
     def get_serializer_class(self):
         return DatasetUploadSerializer if self.action == "create" else DatasetSerializer
 
-    @extend_schema(request=DatasetUploadSerializer, responses={201: DatasetSerializer})
+    @extend_schema(request=DatasetUploadSerializer, responses={202: DatasetSerializer})
     def create(self, request, *args, **kwargs):
+        """Store the files and queue their preparation: 202 with status `processing`; poll the
+        dataset until it is `ready` (stats) or `failed` (the reader's message)."""
+        if not hasattr(request.data, "keys"):
+            raise ValidationError({"detail": "send the dataset as multipart/form-data (name, files, options)"})
+        services.check_upload_fields(request.data.keys())
+        stray = [key for key in ("files", *services.LEGACY_ROLES)
+                 if key in request.data and key not in request.FILES]
+        if stray:
+            raise ValidationError({stray[0]: ["must be a file (send it as multipart/form-data with a file name)"]})
         upload = DatasetUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        dataset = services.create_dataset(request.user, upload.validated_data)
-        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+        data = upload.validated_data
+        options = {name: data[name] for name in services.prepare_option_names() if name in data}
+        dataset = services.create_dataset(request.user, data["name"], data.get("format"), data.get("files", []),
+                                          roles={role: data[role] for role in services.LEGACY_ROLES if role in data},
+                                          options=options)
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
 
     def destroy(self, request, *args, **kwargs):
         services.delete_dataset(self.get_object())
@@ -211,9 +224,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
 
     @extend_schema(request=inline_serializer("RecommendRequest", {
         "history": serializers.ListField(child=serializers.CharField()), "k": serializers.IntegerField(default=10)}),
-        responses=inline_serializer("RecommendResponse", {"items": serializers.ListField(),
-                                                          "scores": serializers.ListField()}))
+        responses=inline_serializer("RecommendResponse", {"items": serializers.ListField(
+            child=inline_serializer("RecommendedItem", {"id": serializers.CharField(), "title": serializers.CharField(),
+                                                        "score": serializers.FloatField()}))}))
     @action(detail=True, methods=["post"])
     def recommend(self, request, pk=None):
-        items, scores = services.recommend(self.get_object(), request.data)
-        return Response({"items": items, "scores": scores})
+        """The distilled student's top-k after a history of item ids as in the uploaded files."""
+        return Response({"items": services.recommend(self.get_object(), request.data)})

@@ -57,7 +57,7 @@ class RunForm(forms.Form):
     """name, dataset, tags, student, teacher_*, then train__<option> / distill__<option> for every option."""
 
     name = forms.CharField(max_length=200, help_text="a name to find the run by")
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), help_text="a ready dataset of yours")
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), help_text="a dataset of yours (a run on one still being prepared waits for it)")
     tags = forms.CharField(required=False, max_length=500, help_text="comma-separated, e.g. sweep-1, ml100k")
     student = forms.ChoiceField(choices=[], initial="sasrec",
                                 help_text="the sequential recommender to distil into")
@@ -79,7 +79,8 @@ class RunForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         from distill.config import STUDENTS
-        self.fields["dataset"].queryset = Dataset.objects.filter(owner=user, status=Dataset.Status.READY)
+        # A dataset still being prepared is fine: the run waits for it.
+        self.fields["dataset"].queryset = Dataset.objects.filter(owner=user).exclude(status=Dataset.Status.FAILED)
         self.fields["student"].choices = [(s, s) for s in STUDENTS]
         self.option_fields = []
         for option in config_schema():
@@ -187,18 +188,63 @@ def _option_field(option: dict) -> forms.Field:
     return forms.CharField(max_length=200, required=False, **common)
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input (`<input type=file multiple>`): cleans to a list."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if not data:
+            return []
+        values = data if isinstance(data, (list, tuple)) else [data]
+        return [super(MultipleFileField, self).clean(value, initial) for value in values]
+
+
 class DatasetUploadForm(forms.Form):
+    """The REST upload's fields: name, format (or recognised from the names), the files, and the
+    prepare options (from `distill.data.prepare.prepare_fields`, as the API's)."""
+
     name = forms.CharField(max_length=200, help_text="a name to find the dataset by")
-    format = forms.ChoiceField(choices=[("movielens", "MovieLens (u.data + u.item, ratings.dat + movies.dat)"),
-                                        ("csv", "CSV (user,item,timestamp + item,title)"),
-                                        ("recbole", "RecBole atomic files (.inter + .item)"),
-                                        ("reference", "DLLM2Rec reference splits")],
-                               help_text="the layout of the files below")
+    format = forms.ChoiceField(required=False, choices=[
+        ("", "Recognise from the file names"),
+        ("movielens", "MovieLens (u.data + u.item, ratings.dat + movies.dat, ratings.csv + movies.csv)"),
+        ("csv", "CSV (user,item,timestamp + item,title)"),
+        ("recbole", "RecBole / UniSRec atomic files (.inter + .item/.text, or .train/.valid/.test.inter)"),
+        ("reference", "DLLM2Rec reference splits")], help_text="the layout of the files below")
+    files = MultipleFileField(required=False, label="Files", help_text=(
+        "every file of the dataset, named as you have them (e.g. Office.train.inter, Office.valid.inter, "
+        "Office.test.inter, Office.text, Office.item2index); select several at once"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The files the API takes, with the API's help texts (one list of roles for both).
+        # The one-file fields the API also takes, with the API's help texts.
         from webapp.studio.serializers import DatasetUploadSerializer
         for role, field in DatasetUploadSerializer().fields.items():
             if isinstance(field, serializers.FileField):
                 self.fields[role] = forms.FileField(required=False, help_text=field.help_text)
+        from distill.data.prepare import prepare_fields
+        self.option_names = []
+        for option in prepare_fields():
+            choices = option.get("choices")
+            common = {"required": False, "label": option["name"], "help_text": option["help"]}
+            if choices:
+                field = forms.ChoiceField(choices=[("", f"default ({option['default']})")] + [(c, c) for c in choices],
+                                          **common)
+            else:
+                field = forms.CharField(max_length=200, strip=False,
+                                        widget=forms.TextInput(attrs={"placeholder": "" if option["default"] is None
+                                                                      else str(option["default"])}), **common)
+            self.fields[option["name"]] = field
+            self.option_names.append(option["name"])
+
+    def option_fields(self):
+        return [self[name] for name in self.option_names]
+
+    def role_fields(self):
+        return [self[role] for role in ("interactions", "items", "train", "val", "test", "statis")]

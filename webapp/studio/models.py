@@ -18,14 +18,24 @@ class Dataset(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
     format = models.CharField(max_length=20, choices=[(f, f) for f in FORMATS])
-    files = models.JSONField(default=dict)         # role -> stored file name (under upload_dir)
+    # [{"name": stored file name (under upload_dir), "size": bytes, "role": legacy field or null}]
+    files = models.JSONField(default=list)
+    options = models.JSONField(default=dict, blank=True)   # the prepare options given (name -> value)
     upload_dir = models.CharField(max_length=500, blank=True)
     prepared_dir = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING)
     stats = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # Preparation in the worker (webapp/studio/tasks.py prepare_dataset): what it is doing, how far,
+    # which task holds it, when it last showed life, and how often it was delivered.
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=300, blank=True)
+    task_id = models.CharField(max_length=100, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="dataset_name_unique_per_owner")]

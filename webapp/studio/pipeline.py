@@ -47,6 +47,12 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> StageResult:
         if run.cancel_requested:
             _finish(run, Run.Status.CANCELLED, "cancelled before the stage started")
             return DONE
+        dataset = run.dataset
+        if dataset.status == dataset.Status.PROCESSING:
+            return DONE  # the dataset's preparation starts the run when it ends
+        if dataset.status == dataset.Status.FAILED:
+            _finish(run, Run.Status.FAILED, f"dataset {dataset.pk} ({dataset.name}) failed to prepare: {dataset.error}")
+            return DONE
         fresh = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
         if (run.status == Run.Status.RUNNING and run.task_id and run.task_id != task_id
                 and run.heartbeat and run.heartbeat > fresh):

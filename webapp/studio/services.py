@@ -6,8 +6,10 @@ the two never disagree on what is valid (docs/architecture.md §1, §3)."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -38,108 +40,299 @@ class ServiceError(Exception):
 
 # ----------------------------------------------------------------------------- datasets
 
-FILE_ROLES = {
-    "csv": {"interactions": "interactions.csv", "items": "items.csv"},
-    "recbole": {"interactions": "dataset.inter", "items": "dataset.item"},
-    "movielens": {"interactions": None, "items": None},   # names kept: u.data/u.item, ratings.dat/movies.dat ...
-    "reference": {"train": "train_data.csv", "val": "val_data.csv", "test": "test_data.csv",
-                  "statis": "data_statis.csv", "items": "items.csv"},
-}
-REQUIRED = {"csv": ("interactions", "items"), "recbole": ("interactions", "items"),
-            "movielens": ("interactions", "items"), "reference": ("train", "val", "test", "statis")}
+# The upload's legacy one-file fields (they keep working beside `files`), and the names the
+# reference format's reader looks for.
+LEGACY_ROLES = ("interactions", "items", "train", "val", "test", "statis")
+REFERENCE_NAMES = {"train": "train_data.csv", "val": "val_data.csv", "test": "test_data.csv",
+                   "statis": "data_statis.csv"}
 MOVIELENS_NAMES = {"u.data": "u.item", "ratings.dat": "movies.dat", "ratings.csv": "movies.csv"}
-UPLOAD_ROLES = ("interactions", "items", "train", "val", "test", "statis")
+UPLOAD_FIELDS = ("name", "format", "files") + LEGACY_ROLES
+# A stored file name: letters, digits and . _ - + ( ) and spaces; not starting with a dot.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_+()\- ][A-Za-z0-9_.+()\- ]{0,199}")
 
 
-def validate_upload(data: dict) -> None:
-    """The files of an upload ({name, format, role: UploadedFile}) fit its format: the required
-    roles are there, no other, none empty or over UPLOAD_MAX_MB, MovieLens files named as MovieLens
-    names them. Raises ServiceError naming the file's role."""
-    fmt = data["format"]
-    missing = [role for role in REQUIRED[fmt] if role not in data]
-    if missing:
-        message = f"the {fmt} format needs this file"
-        raise ServiceError(missing[0], message, others={role: message for role in missing[1:]})
-    allowed = set(FILE_ROLES[fmt])
-    unexpected = [role for role in UPLOAD_ROLES if role in data and role not in allowed]
-    if unexpected:
-        raise ServiceError(unexpected[0], f"the {fmt} format takes no {unexpected[0]} file",
-                           others={role: f"the {fmt} format takes no {role} file" for role in unexpected[1:]})
-    limit = settings.UPLOAD_MAX_MB * 1024 * 1024
-    for role in allowed:
-        upload = data.get(role)
-        if upload is None:
-            continue
-        if upload.size > limit:
-            raise ServiceError(role, f"{upload.name}: {upload.size / 1024 / 1024:.1f} MB is over the upload "
-                                     f"limit of {settings.UPLOAD_MAX_MB} MB (UPLOAD_MAX_MB)")
-        if upload.size == 0:
-            raise ServiceError(role, f"{upload.name}: the file is empty")
-    if fmt == "movielens":
-        name = Path(data["interactions"].name).name
-        if name not in MOVIELENS_NAMES:
-            raise ServiceError("interactions", f"{name}: a MovieLens ratings file is named "
-                                               f"{', '.join(MOVIELENS_NAMES)}; rename it or use format csv")
-        expected = MOVIELENS_NAMES[name]
-        if Path(data["items"].name).name != expected:
-            raise ServiceError("items", f"{Path(data['items'].name).name}: with {name} the movies file is {expected}")
+def prepare_option_names() -> list[str]:
+    from distill.data.prepare import prepare_fields
+    return [field["name"] for field in prepare_fields()]
 
 
-def create_dataset(user, data: dict) -> Dataset:
-    """Validate an upload ({name, format, role: UploadedFile}), then store and prepare it. A bad
-    file is a ServiceError naming its role; a reader's error (file, line, fix) one on "detail"."""
-    validate_upload(data)
-    if Dataset.objects.filter(owner=user, name=data["name"]).exists():
-        raise ServiceError("name", f"you already have a dataset named {data['name']!r}; choose another name "
-                                   "or delete that one")
-    return store_and_prepare(user, data)
+def known_upload_fields() -> list[str]:
+    return list(UPLOAD_FIELDS) + prepare_option_names()
 
 
-def store_and_prepare(user, data: dict) -> Dataset:
-    """Save the files and prepare the dataset in a temporary directory; only a dataset that
-    prepares cleanly gets its directory and its row (no orphan files, no half-created rows)."""
-    from distill.data import PrepareOptions, prepare_dataset
-    fmt = data["format"]
+def check_upload_fields(names) -> None:
+    """An upload names only fields it knows: a misspelt option would otherwise be ignored."""
+    known = known_upload_fields()
+    unknown = sorted(set(names) - set(known) - {"csrfmiddlewaretoken"})
+    if unknown:
+        raise ServiceError("detail", f"unknown field(s) {', '.join(map(repr, unknown))}; the known fields are "
+                                     f"{', '.join(known)}")
+
+
+def parse_prepare_options(values: dict) -> dict:
+    """The prepare options of an upload ({option: text}, empty text = default), checked by the
+    library's schema (`distill.data.prepare.prepare_fields`); returns the given ones, as text.
+    Raises ServiceError on the option's field."""
+    from distill.data.prepare import PrepareOptions
+    from distill.errors import OptionError
+    given = {name: str(value) for name, value in values.items() if value not in (None, "")}
+    try:
+        PrepareOptions.from_form(given)
+    except OptionError as exc:
+        field = exc.field if exc.field in given else "detail"
+        raise ServiceError(field, str(exc)) from None
+    return given
+
+
+def create_dataset(user, name: str, fmt: str | None, files: list, roles: dict | None = None,
+                   options: dict | None = None, *, enqueue: bool = True, limit: bool = True) -> Dataset:
+    """Store an upload and queue its preparation: returns the dataset, `processing`.
+
+    `files`: uploaded files recognised by their own names (like `prepare --input DIR`); `roles`:
+    the legacy one-file fields {interactions|items|train|val|test|statis: file}; `options`: the
+    prepare options as text. The request only checks what it can see at once (fields, names,
+    sizes, which files a format needs) and moves the files into the dataset's folder; reading
+    them is the worker's (`prepare_stored`; `enqueue=False` leaves that to the caller). A refused
+    upload keeps nothing on disk. `limit=False` (an operator's own files) skips UPLOAD_MAX_MB."""
+    roles = {role: upload for role, upload in (roles or {}).items() if upload is not None}
+    options = parse_prepare_options(options or {})
+    if fmt not in (None, "") and fmt not in Dataset.FORMATS:
+        raise ServiceError("format", f"unknown format {fmt!r}; known: {', '.join(Dataset.FORMATS)}, or leave it "
+                                     "out to recognise the files by their names")
+    fmt = fmt or None
+    if not files and not roles:
+        raise ServiceError("files", "no file uploaded; send the dataset's files in the repeated field `files`")
+    stored = _stored_names(files, roles, fmt, limit)
+    if Dataset.objects.filter(owner=user, name=name).exists():
+        raise ServiceError("name", f"you already have a dataset named {name!r}; choose another name or delete that one")
     root = Path(settings.STORAGE_ROOT) / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".upload-", dir=root))
     try:
         upload_dir = work / "upload"
         upload_dir.mkdir()
-        files = {}
-        for role, stored in FILE_ROLES[fmt].items():
-            if role not in data:
-                continue
-            name = stored or Path(data[role].name).name
-            with open(upload_dir / name, "wb") as fh:
-                for chunk in data[role].chunks():
-                    fh.write(chunk)
-            files[role] = name
-        if fmt == "movielens":
-            source, items = upload_dir / files["interactions"], upload_dir / files["items"]
-        elif fmt == "reference":
-            source, items = upload_dir, (upload_dir / files["items"]) if "items" in files else None
-        else:
-            source, items = upload_dir / files["interactions"], upload_dir / files["items"]
-        try:
-            prepared = prepare_dataset(fmt, source, work / "prepared", items=items, options=PrepareOptions())
-        except DistillError as exc:
-            raise ServiceError("detail", str(exc)) from exc
+        listing = []
+        for stored_name, upload, role in stored:
+            _save(upload, upload_dir / stored_name)
+            listing.append({"name": stored_name, "size": upload.size, "role": role})
+        fmt = fmt or _recognise(upload_dir)
         with transaction.atomic():
             try:
-                dataset = Dataset.objects.create(owner=user, name=data["name"], format=fmt, files=files,
-                                                 status=Dataset.Status.READY, stats=prepared.stats,
-                                                 content_hash=prepared.content_hash)
+                dataset = Dataset.objects.create(owner=user, name=name, format=fmt, files=listing, options=options,
+                                                 status=Dataset.Status.PROCESSING, message="queued for preparation",
+                                                 heartbeat=timezone.now())
             except IntegrityError:
-                raise ServiceError("name", f"you already have a dataset named {data['name']!r}") from None
+                raise ServiceError("name", f"you already have a dataset named {name!r}") from None
             final = root / str(dataset.pk)
             work.rename(final)
             dataset.upload_dir, dataset.prepared_dir = str(final / "upload"), str(final / "prepared")
             dataset.save(update_fields=["upload_dir", "prepared_dir"])
+            if enqueue:
+                transaction.on_commit(lambda: _send_prepare(dataset.pk))
         return dataset
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _stored_names(files: list, roles: dict, fmt: str | None, limit: bool) -> list[tuple[str, object, str | None]]:
+    """(stored name, file, legacy role) of every file; the checks that need no reading."""
+    out = []
+    for role, upload in roles.items():
+        if fmt == "reference" and role in REFERENCE_NAMES:
+            out.append((REFERENCE_NAMES[role], upload, role))
+        else:
+            out.append((Path(upload.name).name, upload, role))
+    out += [(Path(upload.name).name, upload, None) for upload in files]
+    total = 0
+    for stored, upload, role in out:
+        field = role or "files"
+        if not SAFE_NAME.fullmatch(stored):
+            raise ServiceError(field, f"{upload.name!r}: a file name may hold letters, digits, spaces and . _ - + ( ), "
+                                      "not start with a dot, and be at most 200 characters; rename the file")
+        if upload.size == 0:
+            raise ServiceError(field, f"{upload.name}: the file is empty")
+        total += upload.size
+    if limit and total > settings.UPLOAD_MAX_MB * 1024 * 1024:
+        raise ServiceError("files", f"the files add up to {total / 1024 / 1024:.1f} MB, over the upload limit of "
+                                    f"{settings.UPLOAD_MAX_MB} MB (UPLOAD_MAX_MB)")
+    names = [stored for stored, _, _ in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ServiceError("files", f"two files are named {twice[0]!r}; every file of a dataset needs its own name")
+    if roles:
+        _check_roles(roles, fmt)
+    return out
+
+
+def _check_roles(roles: dict, fmt: str | None) -> None:
+    """The legacy one-file fields: which a format needs and takes."""
+    needs = {"csv": ("interactions", "items"), "recbole": ("interactions",), "movielens": ("interactions",),
+             "reference": ("train", "val", "test", "statis")}
+    takes = {"csv": {"interactions", "items"}, "recbole": {"interactions", "items"},
+             "movielens": {"interactions", "items"}, "reference": {"train", "val", "test", "statis", "items"}}
+    if fmt is None:
+        fmt = "reference" if set(roles) & set(REFERENCE_NAMES) else "csv"
+    missing = [role for role in needs[fmt] if role not in roles]
+    if missing:
+        message = f"the {fmt} format needs this file (or send all files in the field `files`)"
+        raise ServiceError(missing[0], message, others={role: message for role in missing[1:]})
+    unexpected = [role for role in roles if role not in takes[fmt]]
+    if unexpected:
+        message = f"the {fmt} format takes no {{}} file; send the files in the field `files`, named as you have them"
+        raise ServiceError(unexpected[0], message.format(unexpected[0]),
+                           others={role: message.format(role) for role in unexpected[1:]})
+    if fmt == "movielens":
+        name = Path(roles["interactions"].name).name
+        if name not in MOVIELENS_NAMES:
+            raise ServiceError("interactions", f"{name}: a MovieLens ratings file is named "
+                                               f"{', '.join(MOVIELENS_NAMES)}; rename it or use format csv")
+        expected = MOVIELENS_NAMES[name]
+        if "items" in roles and Path(roles["items"].name).name != expected:
+            raise ServiceError("items", f"{Path(roles['items'].name).name}: with {name} the movies file is {expected}")
+
+
+def _save(upload, target: Path) -> None:
+    """Move a streamed upload into place (a rename in the same storage); copy anything else."""
+    path = getattr(upload, "path", None)
+    if path is not None and Path(path).exists():
+        upload.file.close()
+        Path(path).rename(target)
+        return
+    with open(target, "wb") as fh:
+        for chunk in upload.chunks():
+            fh.write(chunk)
+
+
+def _recognise(folder: Path) -> str:
+    from distill.data.readers import detect_format
+    from distill.errors import DistillError, option_style
+    try:
+        with option_style("form"):
+            return detect_format(folder)
+    except DistillError as exc:
+        raise ServiceError("files", _unpath(str(exc), folder)) from None
+
+
+def _unpath(message: str, *folders: Path) -> str:
+    """A library message without the server's folders in it (the user knows only their file names)."""
+    for folder in folders:
+        message = message.replace(f"{folder}/", "").replace(str(folder), "the upload")
+    return message
+
+
+def _send_prepare(dataset_id: int) -> None:
+    from webapp.studio import tasks
+    try:
+        tasks.enqueue_prepare(dataset_id)
+    except Exception:
+        log.warning("dataset %s: broker unreachable, left processing for recovery", dataset_id, exc_info=True)
+
+
+def prepare_stored(dataset_id: int, task_id: str = "", style: str = "form") -> Dataset | None:
+    """Prepare an uploaded dataset (the worker's task, or `import_dataset`): claim it, read its
+    files, write the prepared directory, and set it `ready` with its stats or `failed` with the
+    reader's message (its files are then deleted). Runs waiting for it start, or fail with it.
+    Returns the dataset, or None when there is nothing to do (gone, finished, or held by a live
+    task elsewhere). `style`: how messages name an option ("form": form field user_col, over REST
+    and the dashboard; "cli": --user-col, for `import_dataset`)."""
+    from distill.data import PrepareOptions, prepare_dataset
+    from distill.errors import option_style
+    dataset = _claim(dataset_id, task_id)
+    if dataset is None:
+        return None
+    upload_dir = Path(dataset.upload_dir)
+    prepared = Path(dataset.prepared_dir)
+    beat = {"last": 0.0}
+
+    def progress(message: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - beat["last"] < 0.5 and fraction < 1:
+            return
+        beat["last"] = now
+        Dataset.objects.filter(pk=dataset_id, status=Dataset.Status.PROCESSING).update(
+            message=message[:300], progress=fraction, heartbeat=timezone.now())
+
+    try:
+        with option_style(style):
+            options = PrepareOptions.from_form(dataset.options)
+            source, items = _sources(dataset, upload_dir)
+            result = prepare_dataset(dataset.format, source, prepared, items=items, options=options, progress=progress)
+    except DistillError as exc:
+        return _prepared(dataset_id, error=_unpath(str(exc), upload_dir, prepared))
+    except Exception as exc:  # a bug or an environment problem: keep the reason, log the traceback
+        log.exception("dataset %s: preparation failed", dataset_id)
+        return _prepared(dataset_id, error=f"preparation failed: {type(exc).__name__}: {exc}")
+    return _prepared(dataset_id, stats=result.stats, content_hash=result.content_hash)
+
+
+def _sources(dataset: Dataset, upload_dir: Path) -> tuple[Path, Path | None]:
+    """What the reader is given: the upload folder, or the legacy fields' files by their roles."""
+    roles = {entry["role"]: upload_dir / entry["name"] for entry in dataset.files if entry.get("role")}
+    if not roles:
+        return upload_dir, None
+    if dataset.format == "reference":
+        return upload_dir, roles.get("items")
+    return roles["interactions"], roles.get("items")
+
+
+def _claim(dataset_id: int, task_id: str) -> Dataset | None:
+    from datetime import timedelta
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+        if dataset is None or dataset.status != Dataset.Status.PROCESSING:
+            return None
+        fresh = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+        if dataset.task_id and dataset.task_id != task_id and dataset.heartbeat and dataset.heartbeat > fresh:
+            return None   # another task is alive on it
+        dataset.attempts += 1
+        if dataset.attempts > settings.RUN_MAX_ATTEMPTS:
+            error = (f"preparation was started {dataset.attempts - 1} times and never finished (the worker died "
+                     f"or was killed each time, e.g. out of memory); giving up after RUN_MAX_ATTEMPTS="
+                     f"{settings.RUN_MAX_ATTEMPTS}")
+        else:
+            error = None
+            dataset.task_id, dataset.heartbeat = task_id or "inline", timezone.now()
+            dataset.message, dataset.progress = f"preparing (attempt {dataset.attempts})", 0.0
+            dataset.save(update_fields=["attempts", "task_id", "heartbeat", "message", "progress"])
+    if error:
+        _prepared(dataset_id, error=error)
+        return None
+    # A half-written prepared folder of an earlier attempt cannot exist (atomic_directory); an
+    # earlier attempt's complete one is replaced.
+    shutil.rmtree(dataset.prepared_dir, ignore_errors=True)
+    return dataset
+
+
+def _prepared(dataset_id: int, *, stats: dict | None = None, content_hash: str = "",
+              error: str | None = None) -> Dataset | None:
+    """Finish a preparation: ready or failed; then start (or fail) the runs that waited for it."""
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+        if dataset is None or dataset.status != Dataset.Status.PROCESSING:
+            return dataset
+        dataset.finished_at, dataset.heartbeat, dataset.task_id = timezone.now(), timezone.now(), ""
+        if error is None:
+            dataset.status, dataset.stats, dataset.content_hash = Dataset.Status.READY, stats, content_hash
+            dataset.progress, dataset.message, dataset.error = 1.0, "ready", ""
+        else:
+            dataset.status, dataset.error, dataset.message = Dataset.Status.FAILED, error, "failed"
+        dataset.save()
+        waiting = list(Run.objects.select_for_update().filter(dataset=dataset, status=Run.Status.QUEUED,
+                                                              started_at__isnull=True))
+        for run in waiting:
+            if error is None:
+                run.heartbeat = timezone.now()
+                run.save(update_fields=["heartbeat"])
+                _launch(run)
+            else:
+                run.status, run.finished_at = Run.Status.FAILED, timezone.now()
+                run.error = f"dataset {dataset.pk} ({dataset.name}) failed to prepare: {error}"
+                run.save(update_fields=["status", "finished_at", "error"])
+    if error is not None and dataset.upload_dir:
+        # The files cannot be used: keep the row (and its error), not the files.
+        shutil.rmtree(Path(dataset.upload_dir).parent, ignore_errors=True)
+    return dataset
 
 
 def delete_dataset(dataset: Dataset) -> None:
@@ -221,25 +414,35 @@ def validate_config(student: str, teacher: dict, distill: dict, train: dict) -> 
 
 # ----------------------------------------------------------------------------- runs
 
-def ready_dataset(user, dataset: Dataset | int) -> Dataset:
-    """The user's ready dataset `dataset` (a row or an id)."""
+def usable_dataset(user, dataset: Dataset | int, lock: bool = False) -> Dataset:
+    """The user's dataset `dataset` (a row or an id) that a run may use: ready, or still
+    processing (the run then waits for it); a failed one is refused with its error."""
     pk = dataset.pk if isinstance(dataset, Dataset) else dataset
-    row = Dataset.objects.filter(pk=pk, owner=user).first()
+    rows = Dataset.objects.select_for_update() if lock else Dataset.objects
+    row = rows.filter(pk=pk, owner=user).first()
     if row is None:
         raise ServiceError("dataset", f"no dataset {pk} among yours")
-    if row.status != Dataset.Status.READY:
-        raise ServiceError("dataset", f"dataset {pk} is {row.status}, not ready")
+    if row.status == Dataset.Status.FAILED:
+        raise ServiceError("dataset", f"dataset {pk} failed to prepare ({row.error[:300]}); fix the files and "
+                                      "upload them again")
     return row
 
 
 def create_run(user, dataset: Dataset | int, name: str, *, student: str, teacher: dict, distill: dict,
                train: dict, tags: list[str]) -> Run:
-    """A validated run row on one of the user's ready datasets, enqueued once committed."""
-    dataset = ready_dataset(user, dataset)
+    """A validated run row on one of the user's datasets, enqueued once committed; on a dataset
+    still processing it waits, and its preparation starts it (or fails it)."""
     config = validate_config(student, teacher, distill, train)
-    run = Run.objects.create(owner=user, dataset=dataset, name=name, tags=tags, config=config,
-                             heartbeat=timezone.now())
-    _launch(run)
+    with transaction.atomic():
+        # Locked: the preparation's end (which starts the waiting runs) sees this run or has
+        # already set the dataset ready.
+        dataset = usable_dataset(user, dataset, lock=True)
+        run = Run.objects.create(owner=user, dataset=dataset, name=name, tags=tags, config=config,
+                                 heartbeat=timezone.now(),
+                                 stage_message="" if dataset.status == Dataset.Status.READY
+                                 else f"waiting for dataset {dataset.pk} to be prepared")
+        if dataset.status == Dataset.Status.READY:
+            _launch(run)
     return run
 
 
@@ -282,8 +485,9 @@ def delete_run(run: Run) -> None:
     students.pop(pk)
 
 
-def recommend(run: Run, payload) -> tuple[list[str], list[float]]:
-    """The top-k items the run's distilled student recommends after `payload["history"]`."""
+def recommend(run: Run, payload) -> list[dict]:
+    """The top-k items the run's distilled student recommends after `payload["history"]` (item ids
+    as in the uploaded files), as [{id, title, score}], best first."""
     from webapp.studio.inference import students
     if run.status != Run.Status.SUCCEEDED:
         raise ServiceError("detail", f"run {run.pk} is {run.status}; recommendations need a succeeded run")
@@ -292,9 +496,14 @@ def recommend(run: Run, payload) -> tuple[list[str], list[float]]:
     history, k = payload.get("history"), payload.get("k", 10)
     if not isinstance(history, list) or not history or not all(isinstance(h, (str, int)) for h in history):
         raise ServiceError("history", "a non-empty list of item ids as in the uploaded data")
+    if len(history) > 10_000:
+        raise ServiceError("history", "at most 10,000 items (only the last max_len are used)")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
         raise ServiceError("k", "a whole number in 1..1000")
-    return students.get(run).recommend([str(h) for h in history], k)
+    student = students.get(run)
+    ids, scores = student.recommend([str(h) for h in history], k)
+    return [{"id": item, "title": student.titles[student.index[item]], "score": score}
+            for item, score in zip(ids, scores)]
 
 
 def _launch(run: Run, stage: str | None = None) -> None:

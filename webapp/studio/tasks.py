@@ -64,17 +64,45 @@ def teacher_shard(run_id: int, index: int, count: int) -> None:
         enqueue_stage(run_id, "teacher")
 
 
+def enqueue_prepare(dataset_id: int) -> None:
+    from webapp.studio.models import Dataset
+    Dataset.objects.filter(pk=dataset_id).update(heartbeat=timezone.now())
+    prepare_dataset.apply_async((dataset_id,), queue=queue("cpu"))
+
+
+@shared_task(name="studio.prepare_dataset", acks_late=True, reject_on_worker_lost=True)
+def prepare_dataset(dataset_id: int) -> None:
+    """Read an uploaded dataset's files and prepare it (ready or failed); see services.prepare_stored."""
+    from webapp.studio.models import Dataset
+    from webapp.studio.services import prepare_stored
+    beat = _Heartbeat(dataset_id, Dataset, Dataset.Status.PROCESSING)
+    beat.start()
+    try:
+        prepare_stored(dataset_id, prepare_dataset.request.id or "")
+    finally:
+        beat.stop()
+
+
 @shared_task(name="studio.recover_runs")
 def recover_runs() -> int:
     return recover_stale_runs()
 
 
 def recover_stale_runs() -> int:
-    """Enqueue again every unfinished run whose heartbeat is older than RUN_STALE_SECONDS."""
-    from webapp.studio.models import Run
+    """Enqueue again every unfinished run, and every dataset still processing, whose heartbeat is
+    older than RUN_STALE_SECONDS. A run waiting for its dataset is left to the dataset."""
+    from webapp.studio.models import Dataset, Run
     cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
-    stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff)
     count = 0
+    for dataset in Dataset.objects.filter(status=Dataset.Status.PROCESSING, heartbeat__lt=cutoff):
+        log.warning("dataset %s: no heartbeat since %s, enqueueing its preparation again", dataset.pk,
+                    dataset.heartbeat)
+        # No live task holds it: its next delivery is not mistaken for a duplicate.
+        Dataset.objects.filter(pk=dataset.pk, status=Dataset.Status.PROCESSING).update(task_id="")
+        enqueue_prepare(dataset.pk)
+        count += 1
+    stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff).exclude(
+        dataset__status=Dataset.Status.PROCESSING)
     for run in stale:
         stage = run.stage or stages.FIRST
         log.warning("run %s: no heartbeat since %s, enqueueing stage %s again", run.pk, run.heartbeat, stage)
@@ -86,10 +114,12 @@ def recover_stale_runs() -> int:
 
 
 class _Heartbeat:
-    """Keeps a running stage's heartbeat fresh from a side thread, so 'stale' means 'worker gone'."""
+    """Keeps a running stage's (or a preparation's) heartbeat fresh from a side thread, so 'stale'
+    means 'worker gone'."""
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, model=None, status: str = "running") -> None:
         self.run_id, self._stop = run_id, threading.Event()
+        self.model, self.status = model, status
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def start(self) -> None:
@@ -101,10 +131,11 @@ class _Heartbeat:
 
     def _loop(self) -> None:
         from webapp.studio.models import Run
+        model = self.model or Run
         interval = max(1.0, settings.RUN_STALE_SECONDS / 5)
         while not self._stop.wait(interval):
             try:
-                Run.objects.filter(pk=self.run_id, status=Run.Status.RUNNING).update(heartbeat=timezone.now())
+                model.objects.filter(pk=self.run_id, status=self.status).update(heartbeat=timezone.now())
             except Exception:  # the database is briefly away: the next beat tries again
                 log.warning("heartbeat for run %s failed", self.run_id, exc_info=True)
             finally:

@@ -125,7 +125,7 @@ def run_new(request):
         else:
             messages.success(request, f"Run {run.pk} queued.")
             return redirect("run-detail", run.pk)
-    has_datasets = Dataset.objects.filter(owner=request.user, status=Dataset.Status.READY).exists()
+    has_datasets = Dataset.objects.filter(owner=request.user).exclude(status=Dataset.Status.FAILED).exists()
     return render(request, "studio/run_new.html", {"form": form, "has_datasets": has_datasets},
                   status=400 if request.method == "POST" else 200)
 
@@ -359,8 +359,9 @@ def _parallel(configs: list[dict], keys: list[str], target: list) -> dict:
 
 @login_required
 def dataset_list(request):
-    datasets = Dataset.objects.filter(owner=request.user).annotate(run_count=Count("runs"))
-    return render(request, "studio/dataset_list.html", {"datasets": datasets})
+    datasets = list(Dataset.objects.filter(owner=request.user).annotate(run_count=Count("runs")))
+    processing = any(d.status == Dataset.Status.PROCESSING for d in datasets)
+    return render(request, "studio/dataset_list.html", {"datasets": datasets, "processing": processing})
 
 
 @login_required
@@ -373,17 +374,20 @@ def dataset_upload(request):
         form = DatasetUploadForm(request.POST, request.FILES)
         errors: dict = {}
         if form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+            data = form.cleaned_data
             try:
-                dataset = services.create_dataset(request.user, data)
-            except services.ServiceError as exc:   # a bad file, a taken name, a reader's error (file, line, fix)
+                dataset = services.create_dataset(
+                    request.user, data["name"], data.get("format") or None, data.get("files") or [],
+                    roles={role: data.get(role) for role in services.LEGACY_ROLES},
+                    options={name: data.get(name) for name in form.option_names})
+            except services.ServiceError as exc:   # a bad file name, a taken name, a bad option
                 errors = {("__all__" if field == "detail" else field): [message]
                           for field, message in exc.errors.items()}
             else:
                 url = reverse("dataset-detail", args=[dataset.pk])
                 if wants_json:
                     return JsonResponse({"ok": True, "url": url, "id": dataset.pk})
-                messages.success(request, f"Dataset {dataset.name} is ready.")
+                messages.success(request, f"Dataset {dataset.name} is uploaded and being prepared.")
                 return redirect(url)
         else:
             errors = {k: [str(e) for e in v] for k, v in form.errors.items()}
@@ -395,8 +399,9 @@ def dataset_upload(request):
             for problem in problems:
                 form.add_error(None if field in ("__all__", "detail", "non_field_errors") or field not in form.fields
                                else field, problem)
-        return render(request, "studio/dataset_upload.html", {"form": form}, status=400)
-    return render(request, "studio/dataset_upload.html", {"form": form})
+        return render(request, "studio/dataset_upload.html", {"form": form, "limit_mb": settings.UPLOAD_MAX_MB},
+                      status=400)
+    return render(request, "studio/dataset_upload.html", {"form": form, "limit_mb": settings.UPLOAD_MAX_MB})
 
 
 @login_required

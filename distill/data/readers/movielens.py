@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from distill.data.readers.common import (Collector, RawData, add_title, csv_rows, fixed_columns, ragged,
-                                        require_file, split_rows, titles_from_csv)
-from distill.errors import DataError
+from distill.data.readers.common import (Collector, RawData, add_title, csv_columns, fixed_columns,
+                                        paused_gc, ragged, require_file, split_rows, titles_from_csv)
+from distill.errors import DataError, give_hint
 
 if TYPE_CHECKING:
     from distill.data.prepare import PrepareOptions
@@ -25,14 +25,15 @@ def read_movielens(input: Path, items: Path | None, options: PrepareOptions) -> 
     titles: dict[str, str] = {}
     if ratings.name == "ratings.csv":  # ML-20M and later: CSV with a header and quoted titles
         columns = fixed_columns(("userId", "movieId", "rating", "timestamp"), "a MovieLens ratings.csv")
-        for line, (user, item, rating, time) in csv_rows(ratings, columns, ","):
-            collect.add(line, user, item, time, rating)
+        lines, (user, item, rating, time) = csv_columns(ratings, columns, ",")
+        collect.extend(lines, user, item, time, rating)
         titles = titles_from_csv(items, fixed_columns(("movieId", "title"), "a MovieLens movies.csv"), ",")
         return collect.raw_data(titles, items, "{item},<title>,<genres>")
     sep, item_sep, row = (("\t", "|", "{item}|<title>|...") if ratings.name == "u.data"
                           else ("::", "::", "{item}::<title>::<genres>"))
-    for line, (user, item, rating, time) in split_rows(ratings, sep, 4):
-        collect.add(line, user, item, time, rating)
+    with paused_gc():
+        for line, (user, item, rating, time) in split_rows(ratings, sep, 4):
+            collect.add(line, user, item, time, rating)
     for line, fields in split_rows(items, item_sep):
         if len(fields) < 2:
             raise ragged(items, line, len(fields), 2, item_sep)
@@ -45,8 +46,11 @@ def _movielens_ratings(input: Path) -> Path:
         for ratings in MOVIELENS_FILES:
             if (input / ratings).is_file():
                 return input / ratings
-        raise DataError(f"{input}: no MovieLens ratings file ({', '.join(MOVIELENS_FILES)}); "
-                        f"give the dataset directory or its ratings file")
+        found = ", ".join(sorted(p.name for p in input.iterdir() if not p.name.startswith("."))) or "none"
+        raise DataError(f"no MovieLens ratings file ({', '.join(MOVIELENS_FILES)}) among the files "
+                        f"given ({found}); "
+                        + give_hint("give the dataset folder or its ratings file",
+                                    "upload the ratings file and its titles file"))
     require_file(input, "movielens", "u.data, ratings.dat or ratings.csv")
     if input.name not in MOVIELENS_FILES:
         raise DataError(f"{input.name}: not a MovieLens ratings file name "

@@ -12,7 +12,7 @@ import numpy as np
 
 from distill.data.readers.common import (GivenSplit, RawData, csv_rows, fixed_columns, renamable,
                                         require_file, titles_from_csv)
-from distill.errors import DataError
+from distill.errors import DataError, give_hint
 
 if TYPE_CHECKING:
     from distill.data.prepare import PrepareOptions
@@ -30,14 +30,16 @@ def read_reference(input: Path, items: Path | None, options: PrepareOptions) -> 
     each row becomes its own user and the row order is the time. Titles are "item <id>" unless
     an items file is given, which must then title every id."""
     if not input.exists():
-        raise DataError(f"{input}: not found; give the directory with the reference CSVs")
+        raise DataError(f"{input.name}: not found; "
+                        + give_hint("give the folder with the reference CSVs", "upload the reference CSVs"))
     folder = input if input.is_dir() else input.parent
     stats = folder / REFERENCE_STATS
     missing = [name for name in (*REFERENCE_SPLITS.values(), REFERENCE_STATS)
                if not (folder / name).is_file()]
     if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)}; the reference format is a "
-                        f"directory with {', '.join(REFERENCE_SPLITS.values())} and {REFERENCE_STATS}")
+        raise DataError(f"missing {', '.join(missing)}; the reference format is a folder with "
+                        f"{', '.join(REFERENCE_SPLITS.values())} and {REFERENCE_STATS}; "
+                        + give_hint("put them together and give the folder as --input", "upload all four"))
     columns = fixed_columns(("item_num",), "the reference format's data_statis.csv")
     line, (item_num,) = next(csv_rows(stats, columns))
     num_items = _int(item_num, stats, line, "item_num")

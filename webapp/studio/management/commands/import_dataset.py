@@ -1,52 +1,59 @@
+"""`manage.py import_dataset PATH... --owner USER`: a dataset from files on the server, with the
+upload's fields (format, name, every prepare option), prepared here and now."""
+
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
-
-from distill.errors import DistillError
 
 
 class Command(BaseCommand):
-    help = "Import an interaction dataset from local files for a user, as an upload would."
+    help = ("Import a dataset from local files for a user, as an upload with the field `files` would, and "
+            "prepare it now (no worker needed).")
 
     def add_arguments(self, parser):
-        parser.add_argument("path", help="interactions file (csv/recbole), ratings file or directory (movielens)")
-        parser.add_argument("--format", required=True, choices=["csv", "recbole", "movielens"])
-        parser.add_argument("--items", help="item titles file (csv, recbole)")
-        parser.add_argument("--name", help="dataset name (default: the file or directory name)")
+        from distill.data.prepare import prepare_fields
+        parser.add_argument("paths", nargs="+", help="the dataset's files, or one directory holding them; "
+                                                     "recognised by their names as `prepare --input DIR` does")
+        parser.add_argument("--format", choices=["csv", "recbole", "movielens", "reference"],
+                            help="the files' layout (default: recognised from the names)")
+        parser.add_argument("--name", help="dataset name (default: the directory or first file's name)")
         parser.add_argument("--owner", required=True, help="username")
+        for option in prepare_fields():
+            parser.add_argument("--" + option["name"].replace("_", "-"), dest=option["name"],
+                                help=f"{option['help']} (default {option['default']!r})")
 
-    def handle(self, *args, path, format, items=None, name=None, owner, **options):
-        from webapp.studio.serializers import DatasetUploadSerializer
-        from webapp.studio.services import MOVIELENS_NAMES, ServiceError, store_and_prepare, validate_upload
+    def handle(self, *args, paths, format=None, name=None, owner, **options):
+        from distill.data.prepare import prepare_fields
+        from webapp.studio.models import Dataset
+        from webapp.studio.services import ServiceError, create_dataset, prepare_stored
         user = get_user_model().objects.filter(username=owner).first()
         if user is None:
             raise CommandError(f"no user {owner!r}; create it with `manage.py create_api_user {owner}`")
-        source = Path(path)
-        if format == "movielens":
-            if source.is_dir():
-                ratings = next((source / r for r in MOVIELENS_NAMES if (source / r).is_file()), None)
-                if ratings is None:
-                    raise CommandError(f"{source}: no {', '.join(MOVIELENS_NAMES)} in it")
-                source = ratings
-            items = items or str(source.parent / MOVIELENS_NAMES.get(source.name, "u.item"))
-        files = {"interactions": source}
-        if items:
-            files["items"] = Path(items)
-        data = {"name": name or (source.parent.name if format == "movielens" else source.stem), "format": format}
-        for role, file in files.items():
-            if not file.is_file():
-                raise CommandError(f"{file}: file not found")
-            data[role] = SimpleUploadedFile(file.name, file.read_bytes())
-        serializer = DatasetUploadSerializer(data=data)
-        if not serializer.is_valid():
-            raise CommandError(f"{serializer.errors}")
+        sources = [Path(p) for p in paths]
+        if len(sources) == 1 and sources[0].is_dir():
+            folder = sources[0]
+            sources = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+            default_name = folder.name
+        else:
+            default_name = sources[0].stem.split(".")[0]
+        for source in sources:
+            if not source.is_file():
+                raise CommandError(f"{source}: file not found")
+        values = {o["name"]: options[o["name"]] for o in prepare_fields() if options.get(o["name"]) is not None}
+        handles = [open(source, "rb") for source in sources]
         try:
-            validate_upload(serializer.validated_data)
-            dataset = store_and_prepare(user, serializer.validated_data)
+            files = [File(handle, name=source.name) for handle, source in zip(handles, sources)]
+            dataset = create_dataset(user, name or default_name, format, files, options=values, enqueue=False,
+                                     limit=False)
         except ServiceError as exc:
-            raise CommandError(str(exc.errors)) from None
-        except DistillError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError("; ".join(f"{field}: {message}" for field, message in exc.errors.items())) from None
+        finally:
+            for handle in handles:
+                handle.close()
+        prepare_stored(dataset.pk, style="cli")
+        dataset.refresh_from_db()
+        if dataset.status != Dataset.Status.READY:
+            raise CommandError(f"dataset {dataset.pk} failed to prepare: {dataset.error}")
         self.stdout.write(f"{dataset.pk}")
