@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from distill.data.readers.movielens import MOVIELENS_FILES
+from distill.data.readers.reference import REFERENCE_SPLITS, REFERENCE_STATS
 from distill.errors import DistillError
 from webapp.studio import stages
 from webapp.studio.models import Dataset, Run
@@ -40,12 +42,10 @@ class ServiceError(Exception):
 
 # ----------------------------------------------------------------------------- datasets
 
-# The upload's legacy one-file fields (they keep working beside `files`), and the names the
-# reference format's reader looks for.
+# The upload's legacy one-file fields (they keep working beside `files`), and the file names the
+# readers look for (the reference format's by role; MovieLens' ratings file -> its movies file).
 LEGACY_ROLES = ("interactions", "items", "train", "val", "test", "statis")
-REFERENCE_NAMES = {"train": "train_data.csv", "val": "val_data.csv", "test": "test_data.csv",
-                   "statis": "data_statis.csv"}
-MOVIELENS_NAMES = {"u.data": "u.item", "ratings.dat": "movies.dat", "ratings.csv": "movies.csv"}
+REFERENCE_NAMES = {**REFERENCE_SPLITS, "statis": REFERENCE_STATS}
 UPLOAD_FIELDS = ("name", "format", "files") + LEGACY_ROLES
 # A stored file name: letters, digits and . _ - + ( ) and spaces; not starting with a dot.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_+()\- ][A-Za-z0-9_.+()\- ]{0,199}")
@@ -184,10 +184,10 @@ def _check_roles(roles: dict, fmt: str | None) -> None:
                            others={role: message.format(role) for role in unexpected[1:]})
     if fmt == "movielens":
         name = Path(roles["interactions"].name).name
-        if name not in MOVIELENS_NAMES:
+        if name not in MOVIELENS_FILES:
             raise ServiceError("interactions", f"{name}: a MovieLens ratings file is named "
-                                               f"{', '.join(MOVIELENS_NAMES)}; rename it or use format csv")
-        expected = MOVIELENS_NAMES[name]
+                                               f"{', '.join(MOVIELENS_FILES)}; rename it or use format csv")
+        expected = MOVIELENS_FILES[name]
         if "items" in roles and Path(roles["items"].name).name != expected:
             raise ServiceError("items", f"{Path(roles['items'].name).name}: with {name} the movies file is {expected}")
 
@@ -322,9 +322,7 @@ def _prepared(dataset_id: int, *, stats: dict | None = None, content_hash: str =
                                                               started_at__isnull=True))
         for run in waiting:
             if error is None:
-                run.heartbeat = timezone.now()
-                run.save(update_fields=["heartbeat"])
-                _launch(run)
+                _launch(run)   # enqueue_stage freshens its heartbeat
             else:
                 run.status, run.finished_at = Run.Status.FAILED, timezone.now()
                 run.error = f"dataset {dataset.pk} ({dataset.name}) failed to prepare: {error}"
