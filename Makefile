@@ -65,6 +65,7 @@ bench: install
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
 	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
 	$(PY) bench/prepare_bench.py
+	$(PY) bench/upload_bench.py
 
 # The dashboard's pages with 1,000 runs in Postgres: server time per page (fails over 300 ms).
 bench-dashboard: install

@@ -108,7 +108,7 @@ def main() -> int:
                             "from django.contrib.auth.models import User; from rest_framework.authtoken.models "
                             "import Token; u = User.objects.create_user('bench', password='bench-password-1'); "
                             "print(Token.objects.create(user=u).key)"],
-                           cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
+                           cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
     server = subprocess.Popen([py, "-m", "gunicorn", "webapp.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                                "--timeout", "120"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=open(storage / "gunicorn.log", "wb"))
