@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_unisrec_layout_uploads_prepares_trains_and_recommends_in_original_tokens(worker, client, tmp_path):
-    made = write_recbole_splits(tmp_path, name="Office", users=2000, items=1000, seed=3)
+    made = write_recbole_splits(tmp_path, name="Office", users=2000, items=1100, seed=3)
     files = folder_files(tmp_path)
     assert {name for name, _ in files} >= {"Office.train.inter", "Office.valid.inter", "Office.test.inter",
                                            "Office.text", "Office.item2index", "Office.user2index"}
@@ -20,7 +20,11 @@ def test_a_unisrec_layout_uploads_prepares_trains_and_recommends_in_original_tok
     assert dataset["status"] == "ready", dataset["error"]
     assert dataset["format"] == "recbole"
     assert dataset["stats"]["users"] == made["users"] == 2000     # users, not one per instance
-    assert dataset["stats"]["instances"]["test"] == 2000 and dataset["stats"]["items"] == 1000
+    used = {index for split in ("train", "valid", "test")
+            for line in (tmp_path / f"Office.{split}.inter").read_text().splitlines()[1:]
+            for index in line.split("\t")[1].split() + [line.split("\t")[2]]}
+    assert len(used) >= 1000   # the items the files use are the dataset's items
+    assert dataset["stats"]["instances"]["test"] == 2000 and dataset["stats"]["items"] == len(used)
 
     run = client.post("/api/runs/", {**RUN, "name": "office", "train": {"epochs": 1},
                                      "dataset": dataset["id"]}, format="json")

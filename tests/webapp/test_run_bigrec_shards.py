@@ -5,7 +5,7 @@ import re
 import pytest
 
 from webapp.studio.models import Run
-from tests.factories import RUN, poll_run, upload
+from tests.factories import RUN, poll_run, prepared, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -24,15 +24,15 @@ def test_a_bigrec_teacher_fans_out_over_gpu_shards_and_merges_like_one_job(worke
     interactions = "user_id,item_id,timestamp\n" + "".join(
         f"{u},{(u + step) % len(titles)},{u * 100 + step}\n" for u in range(30) for step in range(8))
     items = "item_id,title\n" + "".join(f"{i},{t}\n" for i, t in enumerate(titles))
-    response = upload(client, name="films", fmt="csv", interactions=("i.csv", interactions.encode()),
-                      items=("t.csv", items.encode()))
-    assert response.status_code == 201, response.content
+    dataset = prepared(client, upload(client, name="films", fmt="csv", interactions=("i.csv", interactions.encode()),
+                                      items=("t.csv", items.encode())))
+    assert dataset["status"] == "ready", dataset["error"]
     model = settings.STORAGE_ROOT / "models" / "tiny"
     build_tiny_llm(model, titles)
     teacher = {"backend": "hf", "model": str(model), "k": 5, "max_new_tokens": 6, "block": 32, "batch": 16,
                "latency_requests": 2, "max_empty": 1.0, "shards": 2}
     run_id = client.post("/api/runs/", {**RUN, "name": "sharded", "teacher": teacher, "distill": {"lam": 0.3,
-                                        "candidate_k": 5}, "dataset": response.json()["id"]},
+                                        "candidate_k": 5}, "dataset": dataset["id"]},
                          format="json").json()["id"]
     body = poll_run(client, run_id)
     assert body["status"] == "succeeded", body["error"]

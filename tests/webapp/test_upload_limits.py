@@ -68,19 +68,21 @@ def incoming(settings) -> list:
 
 
 def test_a_content_length_over_the_limit_is_refused_before_the_body_is_read(client, settings):
+    before = storage_entries()
     response = _post(client, "/api/datasets/", Unreadable(), CONTENT_LENGTH=str(1024 * MB))
     assert response.status_code == 413
     assert "upload limit of 5 MB (UPLOAD_MAX_MB)" in response.json()["detail"]
-    assert incoming(settings) == [] and storage_entries() == []
+    assert incoming(settings) == [] and storage_entries() == before
 
 
 def test_a_chunked_body_is_cut_off_at_the_limit(client, settings):
+    before = storage_entries()
     body = Body(1024 * MB)   # 1 GiB offered
     response = _post(client, "/api/datasets/", body, HTTP_TRANSFER_ENCODING="chunked")
     assert response.status_code == 413, response.content
     assert "over the limit of 5 MB" in response.json()["detail"]
     assert body.served < 7 * MB           # read up to the limit, not the gigabyte
-    assert incoming(settings) == [] and storage_entries() == []
+    assert incoming(settings) == [] and storage_entries() == before
 
 
 def test_a_chunked_body_under_the_limit_is_accepted(client, settings):
@@ -105,10 +107,11 @@ def _fixed_reader(data: bytes):
 
 
 def test_files_past_the_limit_in_a_declared_body_are_refused_and_removed(client, settings):
+    before = storage_entries()
     body = Body(6 * MB)
     response = _post(client, "/api/datasets/", body, CONTENT_LENGTH=str(body.total))
     assert response.status_code == 413
-    assert incoming(settings) == [] and storage_entries() == []
+    assert incoming(settings) == [] and storage_entries() == before
 
 
 @pytest.mark.parametrize("path,status", [("/api/datasets/", 401), ("/api/auth/token/", 401),
@@ -138,10 +141,11 @@ def test_the_dashboards_upload_is_bounded_too(web, settings):
 
 
 def test_a_small_anonymous_multipart_post_with_a_file_writes_nothing(settings):
+    before = storage_entries()
     from django.core.files.uploadedfile import SimpleUploadedFile
     response = Client().post("/api/datasets/", {"name": "x", "files": SimpleUploadedFile("r.csv", CSV_OK)})
     assert response.status_code == 401
-    assert incoming(settings) == [] and storage_entries() == []
+    assert incoming(settings) == [] and storage_entries() == before
 
 
 def test_the_login_form_posted_as_multipart_still_logs_in(user):
