@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field, fields
 
 from distill.errors import ConfigError
@@ -17,43 +18,51 @@ STUDENTS = ("gru4rec", "sasrec", "dros", "caser")
 LAM_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
 
 
-def _train(default, help_: str):
-    """A `train` section option: its default and its one-line help (shown by the CLI, API and form)."""
-    return field(default=default, metadata={"help": help_, "section": "train"})
+# Caser's horizontal filters: at most this many heights, each at most the longest history window
+# a prepared dataset can have (PrepareOptions.max_len's bound).
+MAX_FILTER_SIZES = 10
+MAX_FILTER_HEIGHT = 200
 
 
-def _distill(default, help_: str):
-    """A `distill` section option (the distillation terms): default and one-line help."""
-    return field(default=default, metadata={"help": help_, "section": "distill"})
+def _train(default, help_: str, bounds: tuple[int, int] | None = None):
+    """A `train` section option: its default, its one-line help (shown by the CLI, API and form) and,
+    for one with a resource cost, its inclusive bounds."""
+    return field(default=default, metadata={"help": help_, "section": "train", "bounds": bounds})
+
+
+def _distill(default, help_: str, bounds: tuple[int, int] | None = None):
+    """A `distill` section option (the distillation terms): default, one-line help and bounds."""
+    return field(default=default, metadata={"help": help_, "section": "distill", "bounds": bounds})
 
 
 @dataclass
 class TrainConfig:
     # --- model (docs/method.md §3, §6)
     student: str = _train("sasrec", 'gru4rec | sasrec | dros | caser')
-    hidden: int = _train(64, 'item embedding / hidden size d')
+    hidden: int = _train(64, 'item embedding / hidden size d', (1, 1024))
     dropout: float = _train(0.1, 'dropout rate in every student')
-    num_blocks: int = _train(1, 'SASRec self-attention blocks')
-    num_heads: int = _train(1, 'SASRec attention heads')
-    gru_layers: int = _train(1, 'GRU4Rec recurrent layers')
-    num_filters: int = _train(16, 'Caser filters per horizontal size')
+    num_blocks: int = _train(1, 'SASRec self-attention blocks', (1, 8))
+    num_heads: int = _train(1, 'SASRec attention heads', (1, 16))
+    gru_layers: int = _train(1, 'GRU4Rec recurrent layers', (1, 8))
+    num_filters: int = _train(16, 'Caser filters per horizontal size', (1, 256))
     filter_sizes: str = _train("2,3,4", 'Caser horizontal filter heights')
     # --- optimisation and protocol (docs/method.md §6)
-    epochs: int = _train(200, 'maximum epochs; early stopping usually ends sooner')
-    patience: int = _train(10, 'epochs without a val NDCG@20 gain before stopping')
-    batch_size: int = _train(256, 'training instances per step')
+    epochs: int = _train(200, 'maximum epochs; early stopping usually ends sooner', (1, 1000))
+    patience: int = _train(10, 'epochs without a val NDCG@20 gain before stopping', (0, 1000))
+    batch_size: int = _train(256, 'training instances per step', (1, 8192))
     lr: float = _train(1e-3, 'Adam learning rate')
     weight_decay: float = _train(0.0, 'Adam weight decay, tuned in {0, 1e-7..1e-4}')
     seed: int = _train(0, 'seeds sampling, initialisation and dropout')
     selection: str = _train("val", 'split that picks the best epoch; `test` only to reproduce the reference code')
-    eval_batch: int = _train(256, 'instances per evaluation batch (256 keeps the score block in cache)')
+    eval_batch: int = _train(256, 'instances per evaluation batch (256 keeps the score block in cache)',
+                             (1, 8192))
     device: str = _train("auto", 'auto | cpu | cuda | cuda:N')
     # --- DRO loss (docs/method.md §3); `dros` defaults alpha to 1.0
     alpha: float | None = _train(None, 'weight of the DRO loss; None = 1.0 for dros, 0 otherwise')
     dro_beta: float = _train(1.0, 'robust radius beta of the DRO loss')
     # --- importance-aware ranking distillation (docs/method.md §4)
     lam: str = _distill("0.7", 'lambda_d, a number or `auto` (picked on val from LAM_GRID)')
-    candidate_k: int = _distill(10, 'teacher candidates used per instance (K)')
+    candidate_k: int = _distill(10, 'teacher candidates used per instance (K)', (1, 1000))
     position_beta: float = _distill(1.0, 'beta of the position weight exp(-k/beta)')
     gamma_position: float = _distill(0.3, 'g_p')
     gamma_confidence: float = _distill(0.5, 'g_c')
@@ -109,13 +118,16 @@ class TrainConfig:
                 raise ConfigError(f"lam={self.lam!r}: expected a number >= 0 or `auto`") from None
             if lam < 0:
                 raise ConfigError(f"lam={self.lam!r}: must be >= 0")
-        positive = ("hidden", "epochs", "batch_size", "num_blocks", "num_heads", "gru_layers",
-                    "num_filters", "eval_batch", "candidate_k", "lr", "dro_beta", "position_beta", "confidence_beta")
-        for name in positive:
+        for spec in fields(self):
+            bounds = spec.metadata["bounds"]
+            value = getattr(self, spec.name)
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                raise ConfigError(f"{spec.metadata['section']} option {spec.name}={value!r} is out of range: "
+                                  f"{bounds[0]}..{bounds[1]}")
+        for name in ("lr", "dro_beta", "position_beta", "confidence_beta"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be > 0")
-        for name in ("patience", "weight_decay", "ed_weight", "gamma_position", "gamma_confidence",
-                     "gamma_consistency"):
+        for name in ("weight_decay", "ed_weight", "gamma_position", "gamma_confidence", "gamma_consistency"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be >= 0")
         if not 0 <= self.dropout < 1:
@@ -127,9 +139,11 @@ class TrainConfig:
         try:
             sizes = self.filter_size_list
         except ValueError:
-            raise ConfigError(f"filter_sizes={self.filter_sizes!r}: expected comma-separated integers like 2,3,4") from None
-        if not sizes or min(sizes) < 1:
-            raise ConfigError(f"filter_sizes={self.filter_sizes!r}: expected positive integers")
+            raise ConfigError(f"filter_sizes={self.filter_sizes[:40]!r}: expected comma-separated integers like "
+                              "2,3,4") from None
+        if not sizes or len(sizes) > MAX_FILTER_SIZES or not all(1 <= h <= MAX_FILTER_HEIGHT for h in sizes):
+            raise ConfigError(f"train option filter_sizes={self.filter_sizes[:40]!r} is out of range: 1 to "
+                              f"{MAX_FILTER_SIZES} heights, each 1..{MAX_FILTER_HEIGHT}")
 
     @property
     def filter_size_list(self) -> list[int]:
@@ -153,6 +167,14 @@ class TrainConfig:
                 raise ConfigError(f"unknown option {key!r}{hint}")
             values[key] = _coerce(key, known[key].type, raw)
         return cls(**values)
+
+
+def check_candidate_k(config: TrainConfig, teacher_k: int) -> None:
+    """Refuse a distillation that would read more teacher candidates per instance (`candidate_k`)
+    than the teacher lists (its `k`), before anything is computed."""
+    if config.candidate_k > teacher_k:
+        raise ConfigError(f"distill option candidate_k={config.candidate_k} is more than the teacher's k={teacher_k}: "
+                          f"set candidate_k <= {teacher_k}, or give the teacher k >= {config.candidate_k}")
 
 
 def resolve_device(name: str):
@@ -196,7 +218,7 @@ def _coerce(name: str, annotation: str, raw):
                 raise ValueError
             return int(raw)
         if kind.startswith("float"):
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not math.isfinite(float(raw)):
                 raise ValueError
             return float(raw)
         if kind.startswith("str"):
@@ -209,7 +231,11 @@ def _coerce(name: str, annotation: str, raw):
 
 
 def config_fields() -> list[dict]:
-    """[{name, section, type, default, help}] for every TrainConfig option, in declaration order;
-    `student` is in the `train` section."""
-    return [{"name": f.name, "section": f.metadata["section"], "type": str(f.type).replace(" ", ""),
-             "default": f.default, "help": f.metadata["help"]} for f in fields(TrainConfig)]
+    """[{name, section, type, default, help, min, max}] for every TrainConfig option, in declaration
+    order (min and max None where unbounded); `student` is in the `train` section."""
+    options = []
+    for f in fields(TrainConfig):
+        low, high = f.metadata["bounds"] or (None, None)
+        options.append({"name": f.name, "section": f.metadata["section"], "type": str(f.type).replace(" ", ""),
+                        "default": f.default, "help": f.metadata["help"], "min": low, "max": high})
+    return options

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 STYLES = ("cli", "form")
 _STYLE: ContextVar[str] = ContextVar("distill_option_style", default="cli")
@@ -31,6 +31,17 @@ class TeacherError(DistillError):
 
 class ConfigError(DistillError):
     """An unknown option or a value of the wrong type or range."""
+
+
+class Cancelled(DistillError):
+    """The caller's `should_cancel` hook said stop. Training checks it every batch; every teacher every
+    batch or block of rows (BIGRec's `hf` backend also between generation steps)."""
+
+
+def raise_if_cancelled(should_cancel: Callable[[], bool] | None) -> None:
+    """Raise Cancelled when the hook is given and says so (it may be costly: the caller throttles it)."""
+    if should_cancel is not None and should_cancel():
+        raise Cancelled("run cancelled")
 
 
 class OptionError(ConfigError):

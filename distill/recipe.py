@@ -26,9 +26,11 @@ def student_config(student: str, train: dict, distill: dict, *, distilled: bool)
 
 
 def ensure_teacher(dataset, spec: dict, out: str | Path | None, *, cache: str | Path | None = None,
-                   log: Callable[[str], None] | None = None) -> Path:
+                   log: Callable[[str], None] | None = None,
+                   should_cancel: Callable[[], bool] | None = None) -> Path:
     """The teacher's artifacts directory for `spec` (any spelling `parse_teacher` takes): `out` when
-    it already holds complete artifacts, else computed by `build_teacher`. For bigrec with
+    it already holds complete artifacts, else computed by `build_teacher` (which asks `should_cancel`
+    every batch or block and raises distill.errors.Cancelled when it says so). For bigrec with
     `out=None`, the cache entry's directory (build_teacher finds a complete entry without work)."""
     spec = parse_teacher(spec)
     kind = spec.pop("kind")
@@ -36,7 +38,7 @@ def ensure_teacher(dataset, spec: dict, out: str | Path | None, *, cache: str | 
         return Path(out)
     if log is not None:
         log(f"teacher: {TEACHERS[kind].description} on train/val/test")
-    return build_teacher(kind, dataset, out, cache=cache, log=log, **spec)
+    return build_teacher(kind, dataset, out, cache=cache, log=log, should_cancel=should_cancel, **spec)
 
 
 def ensure_student(dataset, config: TrainConfig, teacher_dir: Path | None, out: str | Path, callbacks=None,

@@ -21,17 +21,14 @@ import torch
 
 from distill.config import LAM_GRID, TrainConfig, resolve_device
 from distill.data.dataset import PreparedDataset
-from distill.errors import ConfigError, DistillError
+from distill.errors import Cancelled as Cancelled  # re-exported: callers import it from here too
+from distill.errors import ConfigError, DistillError, raise_if_cancelled
 from distill.evaluate import CUTOFFS, evaluate
 from distill.losses import propensity_scores, sample_negatives
 from distill.objective import Objective, TeacherSignal
 from distill.students import SequentialRecommender, build_student
 
 SELECTION_METRIC = "ndcg@20"
-
-
-class Cancelled(DistillError):
-    """Raised inside training when `Callbacks.should_cancel` says so (checked every batch)."""
 
 
 @dataclass
@@ -51,8 +48,7 @@ class Callbacks:
             self.on_progress(min(1.0, max(0.0, fraction)))
 
     def check_cancel(self) -> None:
-        if self.should_cancel and self.should_cancel():
-            raise Cancelled("run cancelled")
+        raise_if_cancelled(self.should_cancel)
 
 
 @dataclass

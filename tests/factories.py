@@ -174,3 +174,27 @@ def finished_run(owner, dataset, name="run", student="sasrec", teacher=0.10, bas
     Artifact.objects.create(run=run, kind="distilled", path=str(file), size=12, sha256="ab" * 32)
     RunEvent.objects.create(run=run, stage="baseline", message="baseline: training sasrec")
     return run
+
+
+def ready_dataset(owner, name="ready"):
+    """A dataset row marked ready, without files: enough for a run to be created on it (not trained)."""
+    from webapp.studio.models import Dataset
+    return Dataset.objects.create(owner=owner, name=name, format="csv", status=Dataset.Status.READY)
+
+
+def run_form(user, dataset, **changes) -> dict:
+    """The dashboard's new-run form as a browser submits it untouched (every field at its initial
+    value), named "from the form", on `dataset`, with `changes`."""
+    from django import forms
+
+    from webapp.studio.forms import RunForm
+    form = RunForm(user=user)
+    data = {"name": "from the form", "dataset": str(dataset.pk)}
+    for name, field in form.fields.items():
+        value = form.get_initial_for_field(field, name)
+        if isinstance(field, forms.BooleanField):
+            if value:
+                data[name] = "on"
+        elif value is not None and name not in data:
+            data[name] = str(value)
+    return {**data, **changes}

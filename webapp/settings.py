@@ -7,6 +7,8 @@ it at Postgres and Redis everywhere else (docker-compose, k8s, the tests).
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -16,6 +18,9 @@ from webapp.env import database_from_url, env_bool, env_int, env_list, env_path,
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env_bool("DEBUG", False)
 STORAGE_ROOT = env_path("STORAGE_ROOT", BASE_DIR / "storage")
+# The models a teacher may name (`model`, `adapter`): directories under this folder, by their
+# relative names (webapp/studio/model_store.py). /models in the images.
+MODEL_ROOT = env_path("MODEL_ROOT", STORAGE_ROOT / "models")
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -36,6 +41,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",   # Swagger UI's files, served by the app (never a CDN)
+    "axes",
     "webapp.studio",
     "worker.apps.WorkerConfig",
 ]
@@ -49,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Before any view or the CSRF check reads a body: size and auth first (webapp/studio/uploads.py).
     "webapp.studio.uploads.UploadGuard",
+    # Login lockouts (django-axes): the login form, the admin login and the token endpoint.
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -128,8 +137,46 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "webapp.studio.models.Run.Status",
                             "DatasetStatusEnum": "webapp.studio.models.Dataset.Status"},
+    # /api/docs/ loads Swagger UI from drf-spectacular-sidecar's static files, as the dashboard
+    # loads its chart library: nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The shared cache: every limit (API throttles, login lockouts) counts here, so all web processes
+# and replicas see one count. CACHE_URL=redis://HOST:PORT/DB in compose, k8s and the tests; unset
+# (the embedded `make demo` path: one process) it is the local-memory cache and lockouts count in
+# the database instead.
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: expected redis://HOST:PORT/DB (or rediss://, unix://)")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "studio")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# The proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated; empty:
+# none, the client is REMOTE_ADDR). webapp/studio/clientip.py.
+TRUSTED_PROXIES = [item.strip() for item in env_str("TRUSTED_PROXIES", "").split(",") if item.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network (e.g. 10.0.0.0/8)") from None
+
+# Login limits (django-axes) on /accounts/login/, /admin/login/ and /api/auth/token/: after
+# LOGIN_FAILURE_LIMIT failures from one client address, or for one username, further attempts are
+# refused for LOGIN_COOLOFF_MINUTES (429 on the API, the form with a message in a browser).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "webapp.studio.clientip.client_ip"
+AXES_LOCKOUT_CALLABLE = "webapp.studio.lockout.lockout_response"
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if CACHE_URL else "axes.handlers.database.AxesDatabaseHandler"
+AXES_VERBOSE = False
 
 # Celery: JSON only; acks_late + reject_on_worker_lost so a killed worker's task is delivered again;
 # the broker's visibility timeout stays above the longest task time limit.

@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from webapp.studio import api, health, views
@@ -12,9 +14,14 @@ router.register("runs", api.RunViewSet, basename="run")
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("api/auth/token/", api.obtain_token, name="token"),
+    path("api/models/", api.list_models, name="models"),
     path("api/", include(router.urls)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The schema and its docs need a login like every page: the schema a 401 for an API client, the
+    # docs page (a browser's) the login page.
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema",
+                                                                    permission_classes=[IsAuthenticated])),
+         name="docs"),
     path("", views.overview, name="overview"),
     path("runs/", views.run_list, name="run-list"),
     path("runs/new/", views.run_new, name="run-new"),

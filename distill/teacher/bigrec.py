@@ -34,14 +34,15 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from distill.data.dataset import SPLITS, PreparedDataset
-from distill.errors import ConfigError, TeacherError
+from distill.errors import ConfigError, TeacherError, raise_if_cancelled
 from distill.evaluate import teacher_metrics, teacher_report
 from distill.io import atomic_directory, read_json, write_json
 from distill.teacher import llm
 from distill.teacher.artifacts import TeacherArtifacts
-from distill.teacher.backends import BACKENDS, open_backend
+from distill.teacher.backends import open_backend
 from distill.teacher.grounding import nearest_items
 from distill.teacher.prompts import clean_generation, instance_prompts, prompt_style, token_budget
+from distill.teacher.registry import check_teacher_option
 from distill.teacher.titles import require_list_length
 
 KEY_VERSION = 1
@@ -70,15 +71,8 @@ class BigRecOptions:
     max_empty: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        for name in ("k", "beams", "max_new_tokens", "batch", "block", "tensor_parallel"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"bigrec {name} must be at least 1, got {getattr(self, name)}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be at least 1, got {self.limit}")
-        if not 0 < self.gpu_memory <= 1 or not 0 <= self.max_empty <= 1 or self.latency_requests < 0:
-            raise ConfigError("bigrec: gpu_memory in (0, 1], max_empty in [0, 1], latency_requests >= 0")
+        for name, value in asdict(self).items():  # the registry's types, choices and TEACHER_BOUNDS
+            check_teacher_option(name, value)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -182,9 +176,14 @@ def default_cache() -> Path:
 def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str | Path | None = None,
                    adapter: str | Path | None = None, options: BigRecOptions | None = None,
                    shard: tuple[int, int] | None = None, cache: str | Path | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
+                   log: Callable[[str], None] | None = None,
+                   should_cancel: Callable[[], bool] | None = None) -> dict:
     """Run the teacher (or one shard of it) and write `out`. Returns {"key", "cached", "path", ...}:
-    `path` is `out`, or with `out=None` the cache entry's complete artifacts directory (not copied)."""
+    `path` is `out`, or with `out=None` the cache entry's complete artifacts directory (not copied).
+
+    `should_cancel` is asked before the model loads, before every block, every generation or
+    embedding batch and (hf) every generation step; when it says so, Cancelled is raised. The blocks
+    finished so far stay checkpointed (a later run resumes from them); the cancelled one is not."""
     options = options or BigRecOptions()
     log = log or (lambda message: None)
     if out is None and shard is not None:
@@ -208,10 +207,11 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
         log(f"teacher bigrec: resuming, {len(mine) - len(todo)} of {len(mine)} blocks already done")
     latency = None
     if todo or not (partial / "items.safetensors").is_file() or _wants_latency(run, shard, partial):
+        raise_if_cancelled(should_cancel)
         backend = open_backend(options.backend, run.model, run.adapter, beams=options.beams,
                                max_new_tokens=options.max_new_tokens, batch=options.batch, device=options.device,
                                dtype=options.dtype, tensor_parallel=options.tensor_parallel,
-                               gpu_memory=options.gpu_memory)
+                               gpu_memory=options.gpu_memory, should_cancel=should_cancel)
         try:
             items = _item_embeddings(backend, dataset, partial)
             fits = token_budget(backend.tokenizer, llm.context_length(backend.config, backend.tokenizer)
@@ -219,6 +219,7 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
             done, empty, started = 0, 0, time.perf_counter()
             total = sum(stop - start for _, start, stop in todo)
             for block in todo:
+                raise_if_cancelled(should_cancel)
                 empty += _run_block(run, backend, items, block, fits, partial)
                 done += block[2] - block[1]
                 if done >= MIN_CHECKED and empty > options.max_empty * done:
@@ -327,7 +328,8 @@ def _run_block(run: _Plan, backend, items: torch.Tensor, block, fits, partial: P
     split = run.dataset.split(name)
     seq, len_seq = split.seq[start:stop], split.len_seq[start:stop]
     began = time.perf_counter()
-    prompts = instance_prompts(run.dataset.titles, seq, len_seq, run.style, fits)
+    prompts = instance_prompts(run.dataset.titles, seq, len_seq, run.style, fits,
+                               should_cancel=getattr(backend, "should_cancel", None))
     raw = backend.generate(prompts)
     answers = [clean_generation(text) for text in raw]
     empty = sum(not answer for answer in answers)

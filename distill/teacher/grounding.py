@@ -9,18 +9,24 @@ chunk x num_items floats whatever the number of instances (20,000 items x 1,024 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
+from distill.errors import raise_if_cancelled
+
 
 def nearest_items(queries: torch.Tensor, items: torch.Tensor, k: int, histories: np.ndarray | None = None,
-                  targets: np.ndarray | None = None, chunk: int = 1024) -> dict[str, np.ndarray]:
+                  targets: np.ndarray | None = None, chunk: int = 1024,
+                  should_cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
     """Top-k ids and L2 distances of `items` for each query, ascending.
 
     Returns `ids`, `dist` (every item ranked) and, with `histories` ([n, L] padded with
     num_items), `ids_new`, `dist_new`: the same ranking with the history's own items moved behind
     every other item (BIGRec asks for a *new* item); with `targets`, `target_dist`: the distance to
     each instance's true next item (the per-instance confidence of docs/method.md §4).
+    `should_cancel` is asked before each chunk (Cancelled when it says so).
     """
     num_items = items.shape[0]
     center = items.mean(0, keepdim=True)
@@ -28,6 +34,7 @@ def nearest_items(queries: torch.Tensor, items: torch.Tensor, k: int, histories:
     item_norms = (items * items).sum(1)
     out: dict[str, list] = {"ids": [], "dist": [], "ids_new": [], "dist_new": [], "target_dist": []}
     for start in range(0, queries.shape[0], chunk):
+        raise_if_cancelled(should_cancel)
         q = (queries[start:start + chunk].to(items.device) - center).float()
         squared = ((q * q).sum(1, keepdim=True) + item_norms - 2 * q @ items.T).clamp_min_(0)
         if targets is not None:

@@ -73,15 +73,47 @@ def prompt_style(name: str = "neutral", template: str | None = None) -> PromptSt
     return preset if template is None else PromptStyle(preset.items, preset.item, preset.verb, template)
 
 
+PROMPT_CHUNK = 2048   # prompts rendered and measured at once (and between two cancel checks)
+
+
 def instance_prompts(titles: list[str], seq, len_seq, style: PromptStyle,
-                     fits: Callable[[str], bool] | None = None) -> list[str]:
-    """One prompt per instance of a split (rows of `seq`/`len_seq`), history oldest first."""
-    return [style.prompt([titles[i] for i in row[:n]], fits) for row, n in zip(seq.tolist(), len_seq.tolist())]
+                     fits: Callable[[str], bool] | None = None,
+                     should_cancel: Callable[[], bool] | None = None) -> list[str]:
+    """One prompt per instance of a split (rows of `seq`/`len_seq`), history oldest first.
+
+    With a `TokenBudget` as `fits`, whole chunks of full prompts are measured in one batched
+    tokenizer call; only the (few) prompts over the budget are cut title by title."""
+    from distill.errors import raise_if_cancelled
+    histories = [[titles[i] for i in row[:n]] for row, n in zip(seq.tolist(), len_seq.tolist())]
+    out: list[str] = []
+    for start in range(0, len(histories), PROMPT_CHUNK):
+        raise_if_cancelled(should_cancel)
+        chunk = histories[start:start + PROMPT_CHUNK]
+        if isinstance(fits, TokenBudget):
+            full = [style.prompt(history) for history in chunk]
+            out.extend(text if ok else style.prompt(history, fits)
+                       for text, ok, history in zip(full, fits.many(full), chunk))
+        else:
+            out.extend(style.prompt(history, fits) for history in chunk)
+    return out
 
 
-def token_budget(tokenizer, budget: int) -> Callable[[str], bool]:
-    """`fits` for PromptStyle.prompt: the prompt's token count (special tokens included) <= budget."""
-    return lambda text: len(tokenizer(text).input_ids) <= budget
+class TokenBudget:
+    """`fits` for PromptStyle.prompt: the prompt's token count (special tokens included) <= budget;
+    `many` answers for a list in one batched tokenizer call."""
+
+    def __init__(self, tokenizer, budget: int) -> None:
+        self.tokenizer, self.budget = tokenizer, budget
+
+    def __call__(self, text: str) -> bool:
+        return len(self.tokenizer(text).input_ids) <= self.budget
+
+    def many(self, texts: list[str]) -> list[bool]:
+        return [len(ids) <= self.budget for ids in self.tokenizer(texts).input_ids]
+
+
+def token_budget(tokenizer, budget: int) -> TokenBudget:
+    return TokenBudget(tokenizer, budget)
 
 
 def clean_generation(text: str) -> str:

@@ -9,37 +9,69 @@ ranks, item embeddings, metrics.json), the one thing the students read.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from distill.errors import ConfigError
+from distill.teacher.prompts import PRESETS
+from distill.teacher.semantic import HISTORY_MODES
 
 DEFAULT_KIND = "semantic"
-BIGREC_BACKENDS = ("hf", "vllm")  # distill.teacher.backends.BACKENDS, without importing torch here
+BIGREC_BACKENDS = ("hf", "vllm")  # BIGRec's generation backends (distill.teacher.backends)
 DEFAULT_BACKEND = "hf"
+DTYPES = ("auto", "fp32", "bf16", "fp16")  # BIGRec's model dtypes (distill.teacher.backends.torch_dtype)
 # The old spelling {"backend": ...} named the teacher itself: semantic, titles, or a BIGRec backend.
 LEGACY_BACKENDS = ("semantic", "titles", *BIGREC_BACKENDS)
+
+# Inclusive bounds of every teacher option with a resource cost, checked by `parse_teacher` before
+# anything is computed (docs/method.md §2). Integer bounds take integers only, float bounds any number.
+TEACHER_BOUNDS: dict[str, tuple[int, int] | tuple[float, float]] = {
+    "k": (1, 1000),                   # list length: ranks [instances, k] per split
+    "dim": (8, 4096),                 # titles: SVD rank, item table [num_items, dim]
+    "beams": (1, 64),                 # beam width: generation time and memory grow with it
+    "batch": (1, 1024),               # prompts per generate call (4x texts per embedding call)
+    "block": (1, 100_000),            # instances generated and checkpointed together
+    "max_new_tokens": (1, 512),       # generation steps per prompt
+    "limit": (1, 10**7),              # instances of each split (a smoke run)
+    "latency_requests": (0, 10_000),  # timed single-history requests
+    "tensor_parallel": (1, 64),       # GPUs per vLLM engine
+    "gpu_memory": (0.05, 0.99),       # vLLM's share of the GPU memory
+    "max_empty": (0.0, 1.0),          # share of empty generations accepted
+}
+# The options whose value is one of a known set.
+TEACHER_CHOICES: dict[str, tuple[str, ...]] = {
+    "backend": BIGREC_BACKENDS, "dtype": DTYPES, "history": HISTORY_MODES, "style": tuple(PRESETS),
+}
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")  # BigRecOptions.device: auto | cpu | cuda | cuda:N
+# Options that name something (a model or adapter directory, a template text): strings of at most
+# this many characters. Names are resolved by whoever runs the teacher (the service under its own root).
+TEACHER_TEXTS = {"model": ("a model name", 4096), "adapter": ("an adapter name", 4096),
+                 "template": ("a prompt template", 20_000)}
+FLAGS = ("exclude_history",)
+NULLABLE = ("model", "adapter", "template", "style", "limit")  # None means: the default / no limit
 
 
 @dataclass(frozen=True)
 class TeacherKind:
     name: str
     options: frozenset[str]   # the option names `build_teacher(name, ...)` accepts
-    build: Callable[..., Path]  # build(dataset, out, *, cache, log, **options) -> artifacts directory
+    build: Callable[..., Path]  # build(dataset, out, *, cache, log, should_cancel, **options) -> artifacts dir
     description: str = ""     # one line, for progress messages
 
 
-def _build_titles(dataset, out, *, cache=None, log=None, k: int = 20, dim: int = 256) -> Path:
+def _build_titles(dataset, out, *, cache=None, log=None, should_cancel=None, k: int = 20, dim: int = 256) -> Path:
     from distill.teacher.titles import title_teacher
-    return _save(title_teacher(dataset, k=k, dim=dim), dataset, out)
+    return _save(title_teacher(dataset, k=k, dim=dim, should_cancel=should_cancel), dataset, out)
 
 
-def _build_semantic(dataset, out, *, cache=None, log=None, model=None, k: int = 20, exclude_history: bool = False,
-                    history: str = "mean") -> Path:
+def _build_semantic(dataset, out, *, cache=None, log=None, should_cancel=None, model=None, k: int = 20,
+                    exclude_history: bool = False, history: str = "mean") -> Path:
     from distill.teacher.semantic import semantic_teacher
-    return _save(semantic_teacher(dataset, model, k=k, exclude_history=bool(exclude_history), history=history),
-                 dataset, out)
+    return _save(semantic_teacher(dataset, model, k=k, exclude_history=exclude_history, history=history,
+                                  should_cancel=should_cancel), dataset, out)
 
 
 def legacy_kind(backend: str) -> str:
@@ -56,11 +88,12 @@ def bigrec_arguments(options: dict):
     return model, adapter, BigRecOptions(**options)
 
 
-def _build_bigrec(dataset, out, *, cache=None, log=None, **options) -> Path:
+def _build_bigrec(dataset, out, *, cache=None, log=None, should_cancel=None, **options) -> Path:
     """`out=None` returns the cache entry's complete artifacts directory, not copied anywhere."""
     from distill.teacher.bigrec import bigrec_teacher
     model, adapter, bigrec_options = bigrec_arguments(options)
-    result = bigrec_teacher(dataset, out, model, adapter, bigrec_options, cache=cache, log=log)
+    result = bigrec_teacher(dataset, out, model, adapter, bigrec_options, cache=cache, log=log,
+                            should_cancel=should_cancel)
     return Path(result["path"])
 
 
@@ -88,18 +121,19 @@ def parse_teacher(spec: dict) -> dict:
     """A teacher spec in the one spelling `{"kind": ..., **options}` (bigrec always with `backend`).
 
     Accepts the old spelling `{"backend": "semantic" | "titles" | "hf" | "vllm", ...}`. Raises
-    ConfigError naming an unknown kind, backend or option, with the known ones."""
+    ConfigError naming an unknown kind, backend or option, with the known ones, or an option whose
+    value has the wrong type, is not one of its choices or is out of its TEACHER_BOUNDS."""
     if not isinstance(spec, dict):
         raise ConfigError(f"teacher: expected an object of option names to values, got {type(spec).__name__}")
     options = dict(spec)
     if "kind" in options:
         kind = options.pop("kind")
-        if kind not in TEACHERS:
-            raise ConfigError(f"kind {kind!r} is not one of {', '.join(TEACHERS)}")
+        if not isinstance(kind, str) or kind not in TEACHERS:
+            raise ConfigError(f"kind {_shown(kind)} is not one of {', '.join(TEACHERS)}")
     elif "backend" in options:  # the old spelling: the backend named the kind
         backend = options["backend"]
-        if backend not in LEGACY_BACKENDS:
-            raise ConfigError(f"backend {backend!r} is not one of {', '.join(LEGACY_BACKENDS)}")
+        if not isinstance(backend, str) or backend not in LEGACY_BACKENDS:
+            raise ConfigError(f"backend {_shown(backend)} is not one of {', '.join(LEGACY_BACKENDS)}")
         kind = legacy_kind(backend)
         if kind != "bigrec":
             options.pop("backend")
@@ -112,16 +146,60 @@ def parse_teacher(spec: dict) -> dict:
                           f"known: {', '.join(sorted(known))}")
     if kind == "bigrec":
         options.setdefault("backend", DEFAULT_BACKEND)
-        if options["backend"] not in BIGREC_BACKENDS:
-            raise ConfigError(f"backend {options['backend']!r} is not one of {', '.join(BIGREC_BACKENDS)}")
+        if not isinstance(options["backend"], str) or options["backend"] not in BIGREC_BACKENDS:
+            raise ConfigError(f"backend {_shown(options['backend'])} is not one of {', '.join(BIGREC_BACKENDS)}")
+    for name, value in options.items():
+        check_teacher_option(name, value)
     return {"kind": kind, **options}
 
 
+def check_teacher_option(name: str, value) -> None:
+    """Raise ConfigError unless `value` has the type of option `name` and lies in its bounds or choices."""
+    if value is None and name in NULLABLE:
+        return
+    got = type(value).__name__
+    if name in TEACHER_BOUNDS:
+        low, high = TEACHER_BOUNDS[name]
+        if isinstance(low, int):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"teacher option {name} must be an integer (a whole number), got {got}")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"teacher option {name} must be a number, got {got}")
+        if not low <= value <= high:
+            raise ConfigError(f"teacher option {name}={value!r} is out of range: {low}..{high}")
+    elif name in TEACHER_TEXTS:
+        what, longest = TEACHER_TEXTS[name]
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"teacher option {name} must be a string ({what}), got {got}")
+        if not 1 <= len(str(value)) <= longest:
+            raise ConfigError(f"teacher option {name} must be {what} of 1..{longest} characters, "
+                              f"got {len(str(value))}")
+    elif name in FLAGS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"teacher option {name} must be true or false, got {got}")
+    elif name in TEACHER_CHOICES:
+        if not isinstance(value, str) or value not in TEACHER_CHOICES[name]:
+            raise ConfigError(f"teacher option {name}={_shown(value)} is not one of "
+                              f"{', '.join(TEACHER_CHOICES[name])}")
+    elif name == "device":
+        if not isinstance(value, str) or not DEVICE.fullmatch(value):
+            raise ConfigError(f"teacher option device={_shown(value)} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _shown(value) -> str:
+    """A value as an error message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def build_teacher(kind: str, dataset, out: str | Path | None, *, cache: str | Path | None = None,
-                  log: Callable[[str], None] | None = None, **options) -> Path:
+                  log: Callable[[str], None] | None = None, should_cancel: Callable[[], bool] | None = None,
+                  **options) -> Path:
     """Compute the teacher `kind` on every split, write its artifacts and metrics.json to `out`,
     return the directory holding them. For bigrec, `cache` is its block cache (default
-    $DLLM2REC_HOME/teachers) and `out=None` returns the cache entry's artifacts directory."""
+    $DLLM2REC_HOME/teachers) and `out=None` returns the cache entry's artifacts directory.
+    `should_cancel` is asked at least once per batch or block of rows; when it says so, the teacher
+    raises distill.errors.Cancelled and leaves no complete artifacts behind."""
     spec = parse_teacher({"kind": kind, **options})
     spec.pop("kind")
-    return TEACHERS[kind].build(dataset, out, cache=cache, log=log, **spec)
+    return TEACHERS[kind].build(dataset, out, cache=cache, log=log, should_cancel=should_cancel, **spec)

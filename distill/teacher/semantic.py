@@ -10,11 +10,12 @@ The encoder loads from a local directory only; nothing is downloaded at run time
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from distill.data.dataset import SPLITS, PreparedDataset
-from distill.errors import TeacherError
+from distill.errors import TeacherError, raise_if_cancelled
 from distill.teacher import llm
 from distill.teacher.artifacts import TeacherArtifacts
 from distill.teacher.grounding import nearest_items
@@ -48,10 +49,12 @@ def load_encoder(path: str | Path):
 
 
 @torch.no_grad()
-def encode_texts(texts: list[str], tokenizer, model, batch: int = 256, max_length: int = 64) -> torch.Tensor:
-    """Mean-pooled, L2-normalised embeddings [len(texts), D], in batches."""
+def encode_texts(texts: list[str], tokenizer, model, batch: int = 256, max_length: int = 64,
+                 should_cancel: Callable[[], bool] | None = None) -> torch.Tensor:
+    """Mean-pooled, L2-normalised embeddings [len(texts), D], in batches (`should_cancel` asked before each)."""
     vectors = []
     for start in range(0, len(texts), batch):
+        raise_if_cancelled(should_cancel)
         tokens = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_length,
                            return_tensors="pt")
         hidden = model(**tokens).last_hidden_state
@@ -65,31 +68,34 @@ HISTORY_MODES = ("mean", "text")
 
 
 def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, k: int = 20,
-                     splits: tuple[str, ...] = SPLITS, batch: int = 4096,
-                     exclude_history: bool = False, history: str = "mean") -> TeacherArtifacts:
+                     splits: tuple[str, ...] = SPLITS, batch: int = 4096, exclude_history: bool = False,
+                     history: str = "mean", should_cancel: Callable[[], bool] | None = None) -> TeacherArtifacts:
     """Top-k lists, distances and item embeddings from a sentence encoder over the titles.
 
     `history="mean"` represents a history by the recency-weighted mean of its items' vectors (one
     encoder pass over the catalogue: fast); `"text"` encodes the history's titles joined into one
     text, oldest first (one encoder pass per instance: slower, but word order and context count).
     `exclude_history` ranks the history's own items last (off by default, as in the reference
-    teacher; the teacher's metrics can be compared both ways).
+    teacher; the teacher's metrics can be compared both ways). `should_cancel` is asked before every
+    encoder batch and every block of rows ranked (Cancelled when it says so).
     """
     require_list_length(dataset, k)
     if history not in HISTORY_MODES:
         raise TeacherError(f"history {history!r}: choose one of {', '.join(HISTORY_MODES)}")
     path = Path(model) if model is not None else default_encoder()
     tokenizer, encoder = load_encoder(path)
-    items = encode_texts(dataset.titles, tokenizer, encoder)
+    items = encode_texts(dataset.titles, tokenizer, encoder, should_cancel=should_cancel)
     ids, distances, targets = {}, {}, {}
     for name in splits:
         split = dataset.split(name)
         if history == "mean":
-            ids[name], distances[name], targets[name] = rank_split(split, items, k, batch, exclude_history)
+            ids[name], distances[name], targets[name] = rank_split(split, items, k, batch, exclude_history,
+                                                                   should_cancel)
             continue
         texts = [", ".join(dataset.titles[i] for i in row[:n]) for row, n in zip(split.seq.tolist(), split.len_seq.tolist())]
-        ranked = nearest_items(encode_texts(texts, tokenizer, encoder, max_length=256), items, k,
-                               histories=split.seq, targets=split.next)
+        queries = encode_texts(texts, tokenizer, encoder, max_length=256, should_cancel=should_cancel)
+        ranked = nearest_items(queries, items, k, histories=split.seq, targets=split.next,
+                               should_cancel=should_cancel)
         ids[name] = ranked["ids_new" if exclude_history else "ids"]
         distances[name] = ranked["dist_new" if exclude_history else "dist"]
         targets[name] = ranked["target_dist"]

@@ -15,12 +15,13 @@ should use `lam=auto`.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import numpy as np
 import torch
 
 from distill.data.dataset import SPLITS, PreparedDataset, Split
-from distill.errors import TeacherError
+from distill.errors import TeacherError, raise_if_cancelled
 from distill.teacher.artifacts import TeacherArtifacts
 
 TOKEN = re.compile(r"\w+")
@@ -38,21 +39,24 @@ POWER_ITERATIONS = 2
 
 
 def title_teacher(dataset: PreparedDataset, k: int = 20, splits: tuple[str, ...] = SPLITS,
-                  dim: int = 256, batch: int = 4096, exclude_history: bool = True) -> TeacherArtifacts:
+                  dim: int = 256, batch: int = 4096, exclude_history: bool = True,
+                  should_cancel: Callable[[], bool] | None = None) -> TeacherArtifacts:
     """Rank every item for every instance of `splits` by title similarity to its history.
 
     `exclude_history` ranks the items already in the history last: they are the nearest by
     construction, and the teacher's prompt asks for a *new* item (docs/method.md §2.2). `batch` instances are
-    ranked at a time, bounding memory at a few batch x num_items floats.
+    ranked at a time, bounding memory at a few batch x num_items floats; `should_cancel` is asked
+    before each batch (Cancelled when it says so).
     """
     require_list_length(dataset, k)
     if dim < 1 or batch < 1:
         raise TeacherError(f"dim and batch must be positive, got dim={dim}, batch={batch}")
+    raise_if_cancelled(should_cancel)
     items = title_vectors(dataset.titles, dim)
     ids, distances, targets = {}, {}, {}
     for name in splits:
         ids[name], distances[name], targets[name] = rank_split(dataset.split(name), items, k, batch,
-                                                               exclude_history)
+                                                               exclude_history, should_cancel)
     teacher = {
         "kind": "titles",
         "description": "TF-IDF title similarity",
@@ -119,10 +123,11 @@ def _truncated_svd(matrix: torch.Tensor, rank: int) -> torch.Tensor:
     return basis @ (top_vectors * top_values.clamp_min(0).sqrt())
 
 
-def rank_split(split: Split, items: torch.Tensor, k: int, batch: int,
-               exclude_history: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rank_split(split: Split, items: torch.Tensor, k: int, batch: int, exclude_history: bool,
+               should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k item ids (int64) and L2 distances (float32, ascending) for every instance of `split`,
-    and the distance to its true next item (the per-instance confidence of docs/method.md §4, `paper`)."""
+    and the distance to its true next item (the per-instance confidence of docs/method.md §4, `paper`).
+    `should_cancel` is asked before each batch of `batch` instances."""
     num_items, dim = items.shape
     if len(split) == 0:
         return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
@@ -134,6 +139,7 @@ def rank_split(split: Split, items: torch.Tensor, k: int, batch: int,
     targets = torch.from_numpy(arrays["next"])
     ids, distances, target_distances = [], [], []
     for start in range(0, len(split), batch):
+        raise_if_cancelled(should_cancel)
         history, length = seq[start:start + batch], len_seq[start:start + batch]
         age = length[:, None] - 1 - position  # 0 for the latest item, negative on padding
         weight = torch.where(age >= 0, RECENCY_DECAY ** age.clamp_min(0).float(), 0.0)

@@ -20,10 +20,11 @@ import gc
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from distill.errors import TeacherError
+from distill.errors import TeacherError, raise_if_cancelled
 from distill.io import read_json
 from distill.teacher import llm
 from distill.teacher.backends import torch_dtype
@@ -39,7 +40,8 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, model: Path, adapter: Path | None, *, beams: int, max_new_tokens: int, dtype: str = "auto",
-                 tensor_parallel: int = 1, gpu_memory: float = 0.9) -> None:
+                 tensor_parallel: int = 1, gpu_memory: float = 0.9,
+                 should_cancel: Callable[[], bool] | None = None) -> None:
         if tensor_parallel == 1:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
@@ -52,6 +54,7 @@ class VLLMBackend:
         self.config = llm.check_causal_lm(model)
         self.tokenizer = llm.load_tokenizer(model)
         self.beams, self.max_new_tokens = beams, max_new_tokens
+        self.should_cancel = should_cancel  # asked before every generate and embed call
         self.cuda = torch.cuda.is_available()
         # vLLM's own "auto" picks float16 on CPU even for a float32 checkpoint: resolve it as `hf` does.
         resolved = torch_dtype(dtype, torch.device("cuda" if self.cuda else "cpu"))
@@ -83,6 +86,7 @@ class VLLMBackend:
         return f"cpu ({os.cpu_count()} cores, vllm)"
 
     def generate(self, prompts: list[str]) -> list[str]:
+        raise_if_cancelled(self.should_cancel)
         from vllm.sampling_params import BeamSearchParams
         params = BeamSearchParams(beam_width=self.beams, max_tokens=self.max_new_tokens)
         with _transformers_beam_scores(self.generator):
@@ -97,6 +101,7 @@ class VLLMBackend:
     def embed(self, texts: list[str]) -> torch.Tensor:
         if not texts:
             return torch.empty(0, self.config.hidden_size)
+        raise_if_cancelled(self.should_cancel)
         outputs = self.pooler.embed(texts, use_tqdm=False)
         return torch.tensor([output.outputs.embedding for output in outputs], dtype=torch.float32)
 

@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 MOUNT = "/var/lib/studio"                       # the studio-data volume: STORAGE_ROOT, DLLM2REC_HOME
-SECRETS = ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL")
+SECRETS = ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")
 REQUIRED = SECRETS + ("ALLOWED_HOSTS",)         # no default in production (DEBUG=0)
 WORKER_QUEUES = {"worker-gpu": "gpu", "worker-cpu": "cpu"}
 APP_SERVICES = ("migrate", "web", *WORKER_QUEUES)

@@ -32,16 +32,21 @@ ENV = {
     "SECURE_SSL_REDIRECT": "0",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/studio_{_tag}",
     "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{int(_tag, 16) % 14 + 1}",
+    # The shared cache (throttles, login lockouts) on the machine's Redis, under this checkout's
+    # own key prefix: the fixture below deletes only those keys.
+    "CACHE_URL": f"redis://127.0.0.1:6379/{int(_tag, 16) % 14 + 1}",
+    "CACHE_KEY_PREFIX": f"test-{_tag}",
     "QUEUE_PREFIX": f"test-{_tag}-",
     "STORAGE_ROOT": str(STORAGE),
+    "MODEL_ROOT": str(STORAGE / "models"),
     "RUN_STALE_SECONDS": "6",
     "RUN_MAX_ATTEMPTS": "2",
     "THROTTLE_UPLOADS": "1000/hour",
     "THROTTLE_RUNS": "1000/hour",
     "UPLOAD_MAX_MB": "5",
 }
-if UNIT:  # (the settings' cache is always the local-memory one)
-    ENV.update({"DATABASE_URL": f"sqlite:///{STORAGE}/db.sqlite3", "CELERY_BROKER_URL": "memory://"})
+if UNIT:  # no server: the local-memory cache (and login lockouts counted in the database)
+    ENV.update({"DATABASE_URL": f"sqlite:///{STORAGE}/db.sqlite3", "CELERY_BROKER_URL": "memory://", "CACHE_URL": ""})
 for key, value in ENV.items():
     os.environ[key] = value
 
@@ -71,15 +76,35 @@ def _fresh_storage_on_sqlite():
     unit tier every test starts with no dataset or run folders and an empty cache, so an earlier
     test's `datasets/1` or cached profile is not taken for this test's."""
     yield
+    clear_cache()
     if UNIT:
-        from django.core.cache import cache
-        cache.clear()
         for child in STORAGE.iterdir():
             if child.is_dir() and child.name not in ("static", "broker"):
                 shutil.rmtree(child, ignore_errors=True)
 
 
+def clear_cache() -> None:
+    """Forget every count (throttles, login failures) and cached page this session made: the
+    local-memory cache is cleared, on the shared Redis only this checkout's keys are deleted (never
+    FLUSHDB: other sessions and the broker use the same server)."""
+    from django.core.cache import cache
+    if not ENV["CACHE_URL"]:
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=ENV["CACHE_KEY_PREFIX"] + ":*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 # ----------------------------------------------------------------------------- users and clients
+
+@pytest.fixture
+def fast_passwords(settings):
+    """A cheap password hash, for tests that create many users or check many passwords (request it
+    before the users: `pytest.mark.usefixtures("fast_passwords")`)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 @pytest.fixture
 def user(django_user_model):

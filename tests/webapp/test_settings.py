@@ -13,7 +13,7 @@ from webapp.env import database_from_url, env_bool, env_int, env_list
 
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "k" * 20 + "Q9v!x7#Lm2$Pz8&Rt4^Wb6*Yd1@Hs3%Jc5", "ALLOWED_HOSTS": "studio.example.com",
               "DATABASE_URL": "postgres://studio:secret@db:5432/studio", "CELERY_BROKER_URL": "redis://redis:6379/0",
-              "SECURE_SSL_REDIRECT": None}
+              "CACHE_URL": "redis://redis:6379/1", "SECURE_SSL_REDIRECT": None}
 
 
 def manage(*args, env):
@@ -27,8 +27,15 @@ def test_production_settings_pass_check_deploy():
     assert "no issues" in proc.stdout
 
 
+def test_check_deploy_warns_when_the_limits_have_no_shared_cache():
+    proc = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "CACHE_URL": None})
+    assert proc.returncode != 0 and "studio.W001" in proc.stderr + proc.stdout
+
+
 @pytest.mark.parametrize("env, fragment", [
     ({"SECRET_KEY": None}, "SECRET_KEY is not set"),
+    ({"CACHE_URL": "memcached://x:11211"}, "CACHE_URL='memcached://x:11211': expected redis://"),
+    ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "TRUSTED_PROXIES: 'proxy.local' is not an address"),
     ({"DEBUG": "maybe"}, "DEBUG='maybe': expected a boolean"),
     ({"UPLOAD_MAX_MB": "lots"}, "UPLOAD_MAX_MB='lots': expected a whole number"),
     ({"DATABASE_URL": "mysql://x@y/z"}, "unsupported scheme 'mysql'"),

@@ -15,7 +15,7 @@ migration = importlib.import_module("webapp.studio.migrations.0003_teacher_kind"
     ({"backend": "semantic", "k": 20}, {"kind": "semantic", "k": 20}),
     ({"backend": "titles"}, {"kind": "titles"}),
     ({"backend": "vllm", "beams": 2, "shards": 2}, {"kind": "bigrec", "backend": "vllm", "beams": 2, "shards": 2}),
-    ({"kind": "bigrec", "k": 5}, {"kind": "bigrec", "backend": "hf", "k": 5}),
+    ({"kind": "bigrec", "k": 10}, {"kind": "bigrec", "backend": "hf", "k": 10}),
     ({}, {"kind": "semantic"}),
 ])
 def test_old_and_new_spellings_are_stored_as_kind(client, ml_dataset, monkeypatch, given, stored):

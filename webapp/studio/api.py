@@ -4,8 +4,6 @@ The viewsets parse and serialize; what is valid and what happens is `webapp.stud
 
 from __future__ import annotations
 
-import re
-
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -15,14 +13,15 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from webapp.studio import services
 from webapp.studio.models import Dataset, EpochMetric, Run
 from webapp.studio.serializers import (DatasetSerializer, DatasetUploadSerializer, RunCreateSerializer,
-                                       RunListSerializer, RunSerializer, latency_of, metrics_of)
+                                       RunListSerializer, RunSerializer, latency_of, metrics_of, parse_id,
+                                       text_problem)
 from webapp.studio.services import ServiceError
+from webapp.studio.throttles import UploadThrottle
 
 
 def exception_handler(exc, context):
@@ -45,15 +44,6 @@ def api_error(error: ServiceError):
                             for field, message in error.errors.items()})
 
 
-class UploadThrottle(ScopedRateThrottle):
-    scope_attr = "throttle_scope"
-
-    def allow_request(self, request, view):
-        if request.method != "POST":
-            return True
-        return super().allow_request(request, view)
-
-
 # ----------------------------------------------------------------------------- auth
 
 @extend_schema(request=inline_serializer("TokenRequest", {"username": serializers.CharField(),
@@ -69,7 +59,14 @@ def obtain_token(request):
     username, password = request.data.get("username"), request.data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise ValidationError({"detail": "send {\"username\": ..., \"password\": ...}"})
-    user = authenticate(request, username=username, password=password)
+    if len(username) > 150 or len(password) > 4096 or text_problem(username) or text_problem(password):
+        raise ValidationError({"detail": "wrong username or password"})
+    # The Django request: the login limits (django-axes) count it by client address and username.
+    django_request = request._request
+    user = authenticate(django_request, username=username, password=password)
+    if getattr(django_request, "axes_locked_out", False):
+        from webapp.studio.lockout import message
+        return Response({"detail": message()}, status=429)
     if user is None:
         raise ValidationError({"detail": "wrong username or password"})
     token, _ = Token.objects.get_or_create(user=user)
@@ -123,18 +120,23 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
 
 # ----------------------------------------------------------------------------- runs
 
-LIST_FILTERS = ("status", "dataset", "student", "tag")
+LIST_FILTERS = ("status", "dataset", "student", "teacher", "tag", "q")
 
 
-def _check_filter(name: str, value: str) -> None:
-    """A filter value the database can compare: no NUL character, no lone surrogate (either would
-    make Postgres or its driver refuse the query)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError({name: "must be valid UTF-8 text"}) from None
-    if "\x00" in value:
-        raise ValidationError({name: "must not contain a NUL character"})
+def _list_filters(params) -> dict[str, str]:
+    """The given list filters, each one the database can compare; an unknown status or a dataset
+    that is not an id is a 400 naming the filter."""
+    given = {name: params[name] for name in LIST_FILTERS if params.get(name)}
+    for name, value in given.items():
+        problem = text_problem(value)
+        if problem:
+            raise ValidationError({name: problem})
+    if "status" in given and given["status"] not in Run.Status.values:
+        raise ValidationError({"status": f"unknown status {given['status']!r}; "
+                                         f"one of {', '.join(Run.Status.values)}"})
+    if "dataset" in given and parse_id(given["dataset"]) is None:
+        raise ValidationError({"dataset": "must be a dataset id"})
+    return given
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
@@ -147,27 +149,30 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
 
     def get_queryset(self):
         runs = Run.objects.filter(owner=self.request.user)
-        if self.action == "list":
-            params = self.request.query_params
-            for name in LIST_FILTERS:
-                _check_filter(name, params.get(name, ""))
-            if params.get("status"):
-                runs = runs.filter(status=params["status"])
-            if params.get("dataset"):
-                if not re.fullmatch(r"[0-9]{1,18}", params["dataset"]):
-                    raise ValidationError({"dataset": "must be a dataset id"})
-                runs = runs.filter(dataset_id=int(params["dataset"]))
-            if params.get("student"):
-                runs = runs.filter(config__student=params["student"])
-            if params.get("tag"):
-                runs = services.filter_tag(runs, params["tag"])
-        return runs if self.action == "list" else runs.prefetch_related("metrics", "latency")
+        if self.action != "list":
+            return runs.prefetch_related("metrics", "latency")
+        given = _list_filters(self.request.query_params)
+        if "status" in given:
+            runs = runs.filter(status=given["status"])
+        if "dataset" in given:
+            runs = runs.filter(dataset_id=parse_id(given["dataset"]))
+        if "student" in given:
+            runs = runs.filter(config__student=given["student"])
+        if "teacher" in given:
+            runs = runs.filter(config__teacher__kind=given["teacher"])
+        if "tag" in given:
+            runs = services.filter_tag(runs, given["tag"])
+        if "q" in given:
+            runs = runs.filter(name__icontains=given["q"])
+        return runs
 
     def get_serializer_class(self):
         return RunListSerializer if self.action == "list" else RunSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("dataset", int),
-                               OpenApiParameter("student", str), OpenApiParameter("tag", str)])
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=Run.Status.values),
+                               OpenApiParameter("dataset", int), OpenApiParameter("student", str),
+                               OpenApiParameter("teacher", str, description="the teacher kind"),
+                               OpenApiParameter("tag", str), OpenApiParameter("q", str, description="part of the name")])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -199,11 +204,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
                    responses=inline_serializer("Comparison", {"runs": serializers.ListField()}))
     @action(detail=False, methods=["get"])
     def compare(self, request):
-        raw = request.query_params.get("ids", "")
-        try:
-            ids = [int(part) for part in raw.split(",") if part.strip()]
-        except ValueError:
-            raise ValidationError({"ids": "comma-separated run ids, e.g. ?ids=1,2,3"}) from None
+        parts = [part.strip() for part in request.query_params.get("ids", "").split(",") if part.strip()]
+        ids = [parse_id(part) for part in parts]
+        if None in ids:
+            raise ValidationError({"ids": "comma-separated run ids, e.g. ?ids=1,2,3"})
         if not 1 <= len(ids) <= 50:
             raise ValidationError({"ids": "give 1 to 50 run ids, e.g. ?ids=1,2,3"})
         runs = {run.pk: run for run in self.get_queryset().filter(pk__in=ids)}
@@ -231,3 +235,14 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
     def recommend(self, request, pk=None):
         """The distilled student's top-k after a history of item ids as in the uploaded files."""
         return Response({"items": services.recommend(self.get_object(), request.data)})
+
+
+# ----------------------------------------------------------------------------- models
+
+@extend_schema(responses=inline_serializer("Models", {"models": serializers.ListField(
+    child=inline_serializer("ModelEntry", {"name": serializers.CharField(), "kind": serializers.CharField()}))}))
+@api_view(["GET"])
+def list_models(request):
+    """The model and adapter directories a teacher's `model` / `adapter` may name (by these names)."""
+    from webapp.studio.model_store import list_models as models
+    return Response({"models": models()})

@@ -13,6 +13,8 @@ from django import forms
 from rest_framework import serializers
 
 from webapp.studio.models import Dataset
+from webapp.studio.serializers import text_problem
+from distill.config import STUDENTS
 from distill.teacher.registry import LEGACY_BACKENDS, legacy_kind
 from webapp.studio.services import ServiceError, teacher_options, validate_config
 
@@ -53,14 +55,24 @@ def default_config(student: str = "sasrec") -> dict:
     return TrainConfig(student=student).to_dict()
 
 
+class StudentField(forms.ChoiceField):
+    """One of distill.config.STUDENTS, in any letter case (cleaned to lower case), as the API's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[(s, s) for s in STUDENTS], error_messages={
+            "invalid_choice": f"unknown student %(value)r; the students are {', '.join(STUDENTS)}"}, **kwargs)
+
+    def to_python(self, value):
+        return super().to_python(value).lower()
+
+
 class RunForm(forms.Form):
     """name, dataset, tags, student, teacher_*, then train__<option> / distill__<option> for every option."""
 
     name = forms.CharField(max_length=200, help_text="a name to find the run by")
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), help_text="a dataset of yours (a run on one still being prepared waits for it)")
     tags = forms.CharField(required=False, max_length=500, help_text="comma-separated, e.g. sweep-1, ml100k")
-    student = forms.ChoiceField(choices=[], initial="sasrec",
-                                help_text="the sequential recommender to distil into")
+    student = StudentField(initial="sasrec", help_text="the sequential recommender to distil into")
     teacher_backend = forms.ChoiceField(choices=[(b, b) for b in LEGACY_BACKENDS], initial="semantic",
                                         label="Teacher backend", help_text=TEACHER_HELP["backend"])
     teacher_model = forms.CharField(required=False, max_length=500, label="Teacher model",
@@ -78,10 +90,8 @@ class RunForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        from distill.config import STUDENTS
         # A dataset still being prepared is fine: the run waits for it.
         self.fields["dataset"].queryset = Dataset.objects.filter(owner=user).exclude(status=Dataset.Status.FAILED)
-        self.fields["student"].choices = [(s, s) for s in STUDENTS]
         self.option_fields = []
         for option in config_schema():
             name = f"{option['section']}__{option['name']}"
@@ -120,6 +130,9 @@ class RunForm(forms.Form):
                 return data
             if not isinstance(extra, dict):
                 self.add_error("teacher_extra", "must be a JSON object, e.g. {\"beams\": 4}")
+                return data
+            if text_problem(extra):
+                self.add_error("teacher_extra", text_problem(extra))
                 return data
         values = {"model": data.get("teacher_model") or None, "adapter": data.get("teacher_adapter") or None,
                   "k": data.get("teacher_k"), "shards": data.get("teacher_shards"),

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from distill.errors import DistillError
+from distill.errors import Cancelled, DistillError
 from webapp.studio import stages
 from webapp.studio.models import EpochMetric, Run, RunEvent
 
@@ -76,7 +76,6 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> StageResult:
         run.stage_times = {**run.stage_times, stage: {"started": timezone.now().isoformat()}}
         run.save()
         event(run.pk, stage, run.stage_message)
-    from distill.train import Cancelled
     try:
         outcome = stages.BY_NAME[stage].run(run, _Reporter(run, stage))
     except Cancelled:
@@ -106,8 +105,10 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> StageResult:
         if following is None:
             _finish(run, Run.Status.SUCCEEDED, "")
             return DONE
-        # No task owns the run until the next stage's task starts: its delivery is not a duplicate.
-        run.stage, run.attempts, run.task_id = following, 0, ""
+        # Queued for the next stage: no task owns the run until that stage's task starts (so its
+        # delivery is not a duplicate), and the run says it is waiting, not running.
+        run.stage, run.attempts, run.task_id, run.status = following, 0, "", Run.Status.QUEUED
+        run.stage_message = f"{following}: queued, waiting for a worker"
         run.save()
         return StageResult(next_stage=following)
 
@@ -126,12 +127,15 @@ def run_teacher_shard(run_id: int, index: int, count: int) -> bool:
         if not (stages.teacher_shard_dirs(run, count)[index - 1] / "shard.json").is_file():
             Run.objects.filter(pk=run_id).update(stage_message=f"teacher: shard {index}/{count}",
                                                  heartbeat=timezone.now())
-            stages.compute_teacher_shard(run, index, count)
+            stages.compute_teacher_shard(run, index, count, should_cancel=_Reporter(run, "teacher").should_cancel)
         if not all((d / "shard.json").is_file() for d in stages.teacher_shard_dirs(run, count)):
             return False
         with transaction.atomic():
             Run.objects.select_for_update().get(pk=run_id)  # one merger at a time
             stages.merge_teacher_shards(run, count)
+    except Cancelled:
+        _finish(Run.objects.get(pk=run_id), Run.Status.CANCELLED, "cancelled during the teacher's shards")
+        return False
     except Exception as exc:  # a bad model, a bug: the run fails with the reason, like any stage
         if not isinstance(exc, DistillError):
             log.error("run %s teacher shard %s/%s failed:\n%s", run_id, index, count, traceback.format_exc())

@@ -1,13 +1,71 @@
-"""The REST API's request and response shapes. Validation beyond a field's type lives in
-`webapp.studio.services` (shared with the dashboard)."""
+"""The REST API's request and response shapes, and what any request's text must be before it
+reaches the database (`parse_id`, `text_problem`: the dashboard uses them too). Validation beyond
+a field's type lives in `webapp.studio.services` (shared with the dashboard)."""
 
 from __future__ import annotations
+
+import re
 
 from rest_framework import serializers
 
 from distill.config import STUDENTS
 
 from webapp.studio.models import Dataset, Run
+
+# An object id as a request spells it: ASCII digits only (str.isdigit also takes "²", which int()
+# refuses, and int() takes "٣"), at most 18 of them (below 2**63: every database compares it).
+ID = re.compile(r"[0-9]{1,18}")
+MAX_ID = 10**18 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """The id `text` spells, or None when it is not one."""
+    return int(text) if ID.fullmatch(text) else None
+
+
+def text_problem(value, where: str = "") -> str | None:
+    """Why `value` cannot be stored or compared (a NUL character: Postgres text and jsonb refuse
+    it; a lone surrogate: not UTF-8), or None. JSON objects and lists are walked, keys included;
+    the message starts with the path to the string (`model: ...`)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where}must not contain a NUL character (\\u0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where}must be UTF-8 text (it holds a lone surrogate)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key, f"{where}a key ") or text_problem(item, f"{where}{key}: ")
+            if problem:
+                return problem
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = text_problem(item, f"{where}[{index}]: ")
+            if problem:
+                return problem
+    return None
+
+
+def refuse_bad_text(value) -> None:
+    """A field validator: `text_problem` as a 400 on the field."""
+    problem = text_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem)
+
+
+class StudentField(serializers.ChoiceField):
+    """One of distill.config.STUDENTS, in any letter case (stored in lower case)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=STUDENTS, error_messages={
+            "invalid_choice": "unknown student {input!r}; the students are " + ", ".join(STUDENTS)}, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not text_problem(data):
+            data = data.lower()
+        return super().to_internal_value(data)
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -38,6 +96,8 @@ class DatasetUploadSerializer(serializers.Serializer):
     """The upload's fields (for the schema and the types; services.create_dataset checks the rest)."""
     name = serializers.CharField(max_length=200)
     format = serializers.ChoiceField(choices=Dataset.FORMATS, required=False,
+                                     error_messages={"invalid_choice": "unknown format {input!r}; known: "
+                                                                       + ", ".join(Dataset.FORMATS)},
                                      help_text="the files' layout; left out, it is recognised from the file names")
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False, max_length=50,
                                   help_text="the dataset's files (repeat the field), recognised by their own names "
@@ -54,12 +114,14 @@ class DatasetUploadSerializer(serializers.Serializer):
 
 
 class RunCreateSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField()
+    """The run's fields; every string in them, the config's included, passes `text_problem`
+    (DRF's CharField refuses NUL and lone surrogates on its own; the JSON fields are walked)."""
+    dataset = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     name = serializers.CharField(max_length=200)
-    student = serializers.ChoiceField(choices=STUDENTS, default="sasrec")
-    teacher = serializers.JSONField(default=dict, help_text="{kind: semantic|titles|bigrec, k, ...} (bigrec: backend hf|vllm, shards); the old {backend: semantic|titles|hf|vllm} is accepted")
-    distill = serializers.JSONField(default=dict, help_text="distillation options, e.g. {lam: auto}")
-    train = serializers.JSONField(default=dict, help_text="training options, e.g. {epochs: 3, seed: 1}")
+    student = StudentField(default="sasrec")
+    teacher = serializers.JSONField(default=dict, validators=[refuse_bad_text], help_text="{kind: semantic|titles|bigrec, k, ...} (bigrec: backend hf|vllm, shards); the old {backend: semantic|titles|hf|vllm} is accepted")
+    distill = serializers.JSONField(default=dict, validators=[refuse_bad_text], help_text="distillation options, e.g. {lam: auto}")
+    train = serializers.JSONField(default=dict, validators=[refuse_bad_text], help_text="training options, e.g. {epochs: 3, seed: 1}")
     tags = serializers.ListField(child=serializers.CharField(max_length=50), default=list, max_length=20)
 
 

@@ -384,12 +384,19 @@ def teacher_spec(teacher: dict) -> dict:
 
 def validate_config(student: str, teacher: dict, distill: dict, train: dict) -> dict:
     """The run config, checked by the same schema as the command line; raises ServiceError(section, message)."""
-    from distill.config import TrainConfig
+    from distill.config import TrainConfig, check_candidate_k
     from distill.errors import ConfigError
     for section, value in (("teacher", teacher), ("distill", distill), ("train", train)):
         if not isinstance(value, dict):
             raise ServiceError(section, f"must be a JSON object of option names to values, got {type(value).__name__}")
     teacher = teacher_spec(teacher)
+    from webapp.studio.model_store import MODEL_OPTIONS, name_of
+    for option in MODEL_OPTIONS:
+        if teacher.get(option) is not None:
+            try:
+                teacher[option] = name_of(option, teacher[option])
+            except ValueError as exc:
+                raise ServiceError("teacher", str(exc)) from None
     shards = teacher.get("shards", 1)
     if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 64:
         raise ServiceError("teacher", f"shards must be a whole number in 1..64, got {shards!r}")
@@ -404,9 +411,13 @@ def validate_config(student: str, teacher: dict, distill: dict, train: dict) -> 
         except ConfigError as exc:
             raise ServiceError(section, str(exc)) from None
     try:
-        TrainConfig.from_options({"student": student, **train, **distill})
+        combined = TrainConfig.from_options({"student": student, **train, **distill})
     except ConfigError as exc:
         raise ServiceError("student", str(exc)) from None
+    try:   # the distilled student reads candidate_k of the teacher's k candidates: refuse it now, not at that stage
+        check_candidate_k(combined, k)
+    except ConfigError as exc:
+        raise ServiceError("distill", str(exc)) from None
     return {"student": student, "teacher": teacher, "distill": distill, "train": train}
 
 
@@ -445,13 +456,14 @@ def create_run(user, dataset: Dataset | int, name: str, *, student: str, teacher
 
 
 def cancel_run(run: Run) -> Run:
-    """Ask a queued or running run to stop (a queued one stops at once); ServiceError if finished."""
+    """Ask a queued or running run to stop (a queued one, before a stage or between two, stops at
+    once; a running one at its next batch); ServiceError if finished."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         if run.status in Run.FINISHED:
             raise ServiceError("detail", f"run {run.pk} is already {run.status}")
         run.cancel_requested = True
-        if run.status == Run.Status.QUEUED and not run.started_at:
+        if run.status == Run.Status.QUEUED:   # no task runs it (before its first stage or between two)
             run.status, run.finished_at, run.error = Run.Status.CANCELLED, timezone.now(), "cancelled while queued"
         run.save()
     return run

@@ -71,14 +71,28 @@ def _dataset(run: Run):
 # ----------------------------------------------------------------------------- teacher
 
 def teacher_key(dataset: Dataset, teacher: dict) -> str:
+    """The teacher cache key: the dataset's owner, its content and the teacher config. Teachers are
+    reused within one owner's runs only, so a run never learns that another user has the same data."""
     teacher = {key: value for key, value in teacher.items() if key not in NOT_IN_KEY}
-    source = json.dumps({"dataset": dataset.content_hash, "teacher": teacher}, sort_keys=True)
+    source = json.dumps({"owner": dataset.owner_id, "dataset": dataset.content_hash, "teacher": teacher},
+                        sort_keys=True)
     return hashlib.sha256(source.encode()).hexdigest()[:32]
 
 
 def library_spec(teacher: dict) -> dict:
-    """The run's teacher section as `distill.teacher` takes it (without the service's `shards`)."""
-    return {key: value for key, value in teacher.items() if key not in SERVICE_ONLY}
+    """The run's teacher section as `distill.teacher` takes it: without the service's `shards`, the
+    model and adapter names resolved to their directories under MODEL_ROOT."""
+    from webapp.studio.model_store import MODEL_OPTIONS, resolve
+    spec = {key: value for key, value in teacher.items() if key not in SERVICE_ONLY}
+    for option in MODEL_OPTIONS:
+        if spec.get(option) is not None:
+            spec[option] = str(resolve(option, spec[option]))
+    return spec
+
+
+def block_cache(run: Run) -> Path:
+    """BIGRec's block cache of the run's owner (one per owner, like the teacher cache)."""
+    return storage("teacher-blocks", f"owner-{run.owner_id}")
 
 
 def run_teacher_key(run: Run) -> str:
@@ -116,7 +130,7 @@ def stage_teacher(run: Run, reporter) -> Outcome:
             return Outcome(fan_out=shards)
         # bigrec keeps its result in its block cache: the entry's directory is the teacher (no copy).
         out = ensure_teacher(_dataset(run), spec, None if spec["kind"] == "bigrec" else out,
-                             cache=storage("teacher-blocks"), log=reporter.message)
+                             cache=block_cache(run), log=reporter.message, should_cancel=reporter.should_cancel)
         _remember_teacher(run, out, key)
     _record_metrics(run, "teacher", out / "metrics.json")
     _record_artifacts(run, "teacher", out)
@@ -128,7 +142,7 @@ def teacher_shard_dirs(run: Run, count: int) -> list[Path]:
     return [shards / f"{i}-of-{count}" for i in range(1, count + 1)]
 
 
-def compute_teacher_shard(run: Run, index: int, count: int) -> None:
+def compute_teacher_shard(run: Run, index: int, count: int, should_cancel=None) -> None:
     """Shard `index` of `count` of the run's BIGRec teacher (skipped if already there)."""
     from distill.teacher.bigrec import bigrec_teacher
     mine = teacher_shard_dirs(run, count)[index - 1]
@@ -138,7 +152,7 @@ def compute_teacher_shard(run: Run, index: int, count: int) -> None:
         spec.pop("kind")
         model, adapter, options = bigrec_arguments(spec)
         bigrec_teacher(_dataset(run), mine, model, adapter, options, shard=(index, count),
-                       cache=storage("teacher-blocks"))
+                       cache=block_cache(run), should_cancel=should_cancel)
 
 
 def merge_teacher_shards(run: Run, count: int) -> None:
@@ -147,7 +161,7 @@ def merge_teacher_shards(run: Run, count: int) -> None:
     from distill.teacher.bigrec import merge_shards
     if (teacher_dir(run) / "teacher.json").is_file():
         return
-    merged = merge_shards(_dataset(run), teacher_shard_dirs(run, count), None, cache=storage("teacher-blocks"))
+    merged = merge_shards(_dataset(run), teacher_shard_dirs(run, count), None, cache=block_cache(run))
     _remember_teacher(run, Path(merged["path"]))
 
 

@@ -11,9 +11,12 @@ the run after RUN_MAX_ATTEMPTS deliveries, with the reason stored.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
@@ -94,7 +97,10 @@ def recover_stale_runs() -> int:
     from webapp.studio.models import Dataset, Run
     cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
     count = 0
+    pending = pending_tasks()
     for dataset in Dataset.objects.filter(status=Dataset.Status.PROCESSING, heartbeat__lt=cutoff):
+        if not dataset.task_id and pending is not None and ("studio.prepare_dataset", dataset.pk) in pending:
+            continue
         log.warning("dataset %s: no heartbeat since %s, enqueueing its preparation again", dataset.pk,
                     dataset.heartbeat)
         # No live task holds it: its next delivery is not mistaken for a duplicate.
@@ -103,14 +109,82 @@ def recover_stale_runs() -> int:
         count += 1
     stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff).exclude(
         dataset__status=Dataset.Status.PROCESSING)
+    pending = pending_tasks()
     for run in stale:
         stage = run.stage or stages.FIRST
+        if run.status == Run.Status.QUEUED and pending is not None and ("studio.run_stage", run.pk) in pending:
+            continue  # its message is still waiting for a worker: another one would be a duplicate
         log.warning("run %s: no heartbeat since %s, enqueueing stage %s again", run.pk, run.heartbeat, stage)
         # Back to queued: the stage's next delivery is then not mistaken for a duplicate.
         Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(status=Run.Status.QUEUED)
         enqueue_stage(run.pk, stage)
         count += 1
     return count
+
+
+TASK_NAMES = ("studio.run_stage", "studio.prepare_dataset", "studio.teacher_shard")
+
+
+def pending_tasks() -> set[tuple[str, int]] | None:
+    """(task name, first argument) of every message waiting in this deployment's queues. None when
+    the broker cannot be listed (then recovery goes by heartbeats alone). Messages a worker holds
+    are not listed: with prefetch 1 a worker holds only the one it runs, whose run is `running`
+    with a heartbeat (a dead worker's message must not keep its run from being sent again)."""
+    from celery import current_app
+    try:
+        with current_app.connection_for_write() as connection:
+            channel = connection.default_channel
+            raw = _broker_messages(channel, [queue(kind) for kind in ("gpu", "cpu")])
+    except Exception:  # a broker that is down: recovery sends again, as before
+        log.warning("could not list the broker's pending messages", exc_info=True)
+        return None
+    if raw is None:
+        return None
+    found = set()
+    for message in raw:
+        task = _task_of(message)
+        if task:
+            found.add(task)
+    return found
+
+
+def _broker_messages(channel, queues: list[str]) -> list | None:
+    """The raw waiting messages (JSON text) of `queues` on a Redis or filesystem broker, else None."""
+    client = getattr(channel, "client", None)
+    if client is not None and hasattr(client, "lrange"):   # Redis: one list per queue (and priority step)
+        texts = []
+        for name in queues:
+            for key in client.scan_iter(match=name + "*", count=1000):
+                key_text = key.decode() if isinstance(key, bytes) else key
+                if key_text == name or key_text.startswith(name + "\x06\x16"):
+                    texts.extend(client.lrange(key, 0, -1))
+        return texts
+    folder = getattr(channel, "data_folder_in", None)
+    if folder:   # the filesystem broker: one file per waiting message, named ...<queue>.msg
+        texts = []
+        for path in Path(folder).glob("*.msg"):
+            if any(path.name.endswith(f".{name}.msg") for name in queues):
+                try:
+                    texts.append(path.read_text())
+                except OSError:
+                    continue   # taken by a worker meanwhile
+        return texts
+    return None
+
+
+def _task_of(text) -> tuple[str, int] | None:
+    try:
+        message = json.loads(text)
+        task = message["headers"]["task"]
+        if task not in TASK_NAMES:
+            return None
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return task, int(args[0])
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
 
 
 class _Heartbeat:

@@ -25,6 +25,8 @@ from rest_framework.authtoken.models import Token
 from webapp.studio import services, stages
 from webapp.studio.forms import DatasetUploadForm, RunForm, config_schema
 from webapp.studio.models import Artifact, Dataset, EpochMetric, Metric, Run, RunEvent
+from webapp.studio.serializers import parse_id, text_problem
+from webapp.studio.throttles import check_rate, too_many
 
 ROLES = ("teacher", "baseline", "distilled", "most_popular")
 ROLE_LABELS = {"teacher": "Teacher (LLM)", "baseline": "Student, baseline", "distilled": "Student, distilled",
@@ -33,6 +35,9 @@ CUTOFFS = (1, 5, 10, 20, 50)
 SORTS = {"id": "id", "name": "name", "dataset": "dataset__name", "status": "status", "student": "config__student",
          "teacher": "config__teacher__kind", "created": "created_at", "ndcg": "distilled_ndcg", "gain": "gain"}
 PAGE_SIZE = 50
+# The runs list's filters and the lookup each one is (`tag`: services.filter_tag).
+RUN_FILTERS = {"status": "status", "dataset": "dataset_id", "student": "config__student",
+               "teacher": "config__teacher__kind", "tag": None, "q": "name__icontains"}
 
 
 def _test_metric(role: str, metric: str = "ndcg", k: int = 20) -> Subquery:
@@ -73,19 +78,9 @@ def overview(request):
 def run_list(request):
     params = request.GET
     runs = runs_with_scores(request.user)
-    filters = {}
-    if params.get("status") in Run.Status.values:
-        runs, filters["status"] = runs.filter(status=params["status"]), params["status"]
-    if params.get("dataset", "").isdigit():
-        runs, filters["dataset"] = runs.filter(dataset_id=int(params["dataset"])), int(params["dataset"])
-    if params.get("student"):
-        runs, filters["student"] = runs.filter(config__student=params["student"]), params["student"]
-    if params.get("teacher"):
-        runs, filters["teacher"] = runs.filter(config__teacher__kind=params["teacher"]), params["teacher"]
-    if params.get("tag"):
-        runs, filters["tag"] = services.filter_tag(runs, params["tag"]), params["tag"]
-    if params.get("q"):
-        runs, filters["q"] = runs.filter(name__icontains=params["q"]), params["q"]
+    filters = _run_filters(request)
+    for name, value in filters.items():
+        runs = services.filter_tag(runs, value) if name == "tag" else runs.filter(**{RUN_FILTERS[name]: value})
     sort = params.get("sort", "-created")
     key = sort.lstrip("-")
     if key not in SORTS:
@@ -104,16 +99,42 @@ def run_list(request):
         "live_ids": [r.pk for r in page if r.status not in Run.FINISHED]})
 
 
+def _run_filters(request) -> dict:
+    """{filter: value} of the runs list's filters the query string gives; one the database cannot
+    compare (a NUL character), an unknown status or a dataset that is not an id is left out, with
+    a message saying why."""
+    filters = {}
+    for name in RUN_FILTERS:
+        value = request.GET.get(name, "")
+        if not value:
+            continue
+        problem = text_problem(value)
+        if problem is None and name == "status" and value not in Run.Status.values:
+            problem = f"unknown status {value!r}; one of {', '.join(Run.Status.values)}"
+        if problem is None and name == "dataset" and parse_id(value) is None:
+            problem = "not a dataset id"
+        if problem:
+            messages.error(request, f"The {name} filter is ignored: {problem}.")
+        else:
+            filters[name] = parse_id(value) if name == "dataset" else value
+    return filters
+
+
 @login_required
 def run_new(request):
     initial = {}
-    if request.method == "GET" and request.GET.get("from", "").isdigit():
-        source = get_object_or_404(Run, pk=int(request.GET["from"]), owner=request.user)
-        initial = _initial_from(source)
-    elif request.method == "GET" and request.GET.get("dataset", "").isdigit():
-        initial = {"dataset": int(request.GET["dataset"])}
-    form = RunForm(request.POST or None, user=request.user, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "GET":
+        source, dataset = parse_id(request.GET.get("from", "")), parse_id(request.GET.get("dataset", ""))
+        if source is not None:
+            initial = _initial_from(get_object_or_404(Run, pk=source, owner=request.user))
+        elif dataset is not None:
+            initial = {"dataset": dataset}
+    form = RunForm(request.POST if request.method == "POST" else None, user=request.user, initial=initial)
+    # A POST spends the budget of the API's POST /api/runs/ (webapp.studio.throttles).
+    wait = check_rate(request, "runs") if request.method == "POST" else None
+    if wait is not None:
+        form.add_error(None, too_many("runs", wait))
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         config = data["config"]
         try:
@@ -127,7 +148,7 @@ def run_new(request):
             return redirect("run-detail", run.pk)
     has_datasets = Dataset.objects.filter(owner=request.user).exclude(status=Dataset.Status.FAILED).exists()
     return render(request, "studio/run_new.html", {"form": form, "has_datasets": has_datasets},
-                  status=400 if request.method == "POST" else 200)
+                  status=429 if wait is not None else 400 if request.method == "POST" else 200)
 
 
 def _initial_from(run: Run) -> dict:
@@ -228,7 +249,8 @@ def _stages(run: Run) -> list[dict]:
 @require_GET
 def run_live(request):
     """Status and progress of the user's runs ?ids=1,2 (the pages poll this while runs are live)."""
-    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()][:200]
+    ids = [pk for pk in (parse_id(part.strip()) for part in request.GET.get("ids", "").split(",")) if pk is not None]
+    ids = ids[:200]
     rows = (Run.objects.filter(owner=request.user, pk__in=ids).annotate(epoch_count=Count("epochs"))
             .values("id", "status", "progress", "stage", "stage_message", "epoch_count"))
     return JsonResponse({"runs": list(rows)})
@@ -251,6 +273,12 @@ def run_action(request, pk: int, action: str):
             services.cancel_run(run)
             messages.success(request, f"Run {pk}: cancel requested.")
         elif action == "retry":
+            wait = check_rate(request, "runs")   # the budget of the API's POST /api/runs/<id>/retry/
+            if wait is not None:
+                messages.error(request, f"Run {pk} not retried, {too_many('runs', wait)}.")
+                page = run_detail(request, pk)
+                page.status_code = 429
+                return page
             services.retry_run(run)
             messages.success(request, f"Run {pk} queued again.")
         elif action == "delete":
@@ -276,10 +304,13 @@ def artifact_download(request, pk: int, artifact: int):
 
 @login_required
 def run_compare(request):
-    raw = request.GET.get("ids", "")
-    ids = list(dict.fromkeys(int(p) for p in raw.replace(" ", "").split(",") if p.isdigit()))
+    parts = [part for part in request.GET.get("ids", "").replace(" ", "").split(",") if part]
+    ids = list(dict.fromkeys(parse_id(part) for part in parts))
     error = None
-    if not 2 <= len(ids) <= 10:
+    if None in ids:
+        ids.remove(None)
+        error = "Run ids are whole numbers, e.g. ?ids=3,7 (tick the runs in the runs list)."
+    elif not 2 <= len(ids) <= 10:
         error = "Select 2 to 10 runs to compare (tick them in the runs list)."
     runs = {r.pk: r for r in Run.objects.filter(owner=request.user, pk__in=ids).prefetch_related("metrics", "latency")}
     if len(runs) != len(ids):
@@ -373,6 +404,14 @@ def dataset_upload(request):
     if request.method == "POST":
         form = DatasetUploadForm(request.POST, request.FILES)
         errors: dict = {}
+        wait = check_rate(request, "uploads")   # the budget of the API's POST /api/datasets/
+        if wait is not None:
+            message = too_many("uploads", wait)
+            if wants_json:
+                return JsonResponse({"ok": False, "errors": {"__all__": [message]}}, status=429)
+            form.add_error(None, message)
+            return render(request, "studio/dataset_upload.html", {"form": form, "limit_mb": settings.UPLOAD_MAX_MB},
+                          status=429)
         if form.is_valid():
             data = form.cleaned_data
             try:
