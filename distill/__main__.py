@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from distill.errors import DistillError
+from distill.errors import ConfigError, DistillError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="teacher artifacts directory (enables DLLM2Rec)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 200, early stopping on val)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, default=1, metavar="N",
+                       help="train N students, seeds SEED..SEED+N-1 (at most 20), into OUT/seed-<s>/ with their "
+                       "mean and 95%% t interval in OUT/seeds.json (default 1: OUT is the run directory)")
+    seeds.add_argument("--seed-list", metavar="S,S,...", help="the seeds to train, e.g. 3,4,5 (instead of --seeds)")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="with --teacher: plain students trained on the same data (a run directory or a --seeds "
+                   "directory); writes OUT/comparison.json, the paired test over test users")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any training option, e.g. --set lam=auto --set ed_weight=0.2")
     p.add_argument("--out", required=True, help="run directory")
@@ -161,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", default="sasrec", choices=["gru4rec", "sasrec", "dros", "caser"])
     p.add_argument("--teacher", default="titles", choices=["titles", "semantic"])
     p.add_argument("--teacher-model", help="sentence-encoder directory for --teacher semantic")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="students per role, seeds 0..N-1 (or from --set seed=S), at most 20; the summary shows "
+                   "their mean and 95%% t interval (default 1, the quick demo: the comparison's interval then "
+                   "reflects the test users only, not the training noise)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(handler=cmd_demo)
     return parser
@@ -240,9 +253,6 @@ def _prompt_options(parser, default: str | None = "neutral") -> None:
 def _template(args) -> str | None:
     if args.template is None:
         return None
-    from pathlib import Path
-
-    from distill.errors import ConfigError
     try:
         return Path(args.template).read_text(encoding="utf-8")
     except OSError as exc:
@@ -312,6 +322,7 @@ def cmd_train(args) -> None:
     from distill.config import TrainConfig, parse_set_options
     from distill.data import PreparedDataset
     from distill.teacher import TeacherArtifacts
+    from distill.recipe import run_dirs
     from distill.rundir import save_run
     from distill.train import Callbacks, train
     options = {"student": args.student, **parse_set_options(args.set)}
@@ -320,8 +331,11 @@ def cmd_train(args) -> None:
     if args.seed is not None:
         options["seed"] = args.seed
     config = TrainConfig.from_options(options)
+    seeds = _seed_list(args, config.seed)
+    if args.baseline and not args.teacher:
+        raise ConfigError("--baseline compares distilled students with plain ones: give --teacher TDIR too")
+    baseline_dirs = run_dirs(args.baseline) if args.baseline else None
     dataset = PreparedDataset.load(args.data)
-    teacher = TeacherArtifacts.load(args.teacher, dataset) if args.teacher else None
 
     def on_epoch(record):
         metrics = record.get(config.selection, {})
@@ -329,7 +343,12 @@ def cmd_train(args) -> None:
               f"{config.selection} ndcg@20 {metrics.get('ndcg@20', 0):.4f}  hr@20 {metrics.get('hr@20', 0):.4f}  "
               f"{record['seconds']:.1f}s", flush=True)
 
-    result = train(dataset, config, teacher, Callbacks(on_epoch=None if args.quiet else on_epoch))
+    callbacks = Callbacks(on_epoch=None if args.quiet else on_epoch)
+    if seeds is not None:
+        _train_several_seeds(args, dataset, config, seeds, callbacks, baseline_dirs)
+        return
+    teacher = TeacherArtifacts.load(args.teacher, dataset) if args.teacher else None
+    result = train(dataset, config, teacher, callbacks)
     metrics = save_run(result, dataset, args.out, teacher)
     print(f"best epoch {result.best_epoch} (lambda_d {result.lam})")
     if result.lam_auto is not None:
@@ -344,7 +363,54 @@ def cmd_train(args) -> None:
         m = metrics[split]
         print(f"{split}: hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
               f"hr@20 {m['hr@20']:.4f}  ndcg@20 {m['ndcg@20']:.4f}")
+    if baseline_dirs:
+        _write_comparison(args, dataset, [Path(args.out)], baseline_dirs)
     print(f"wrote {args.out}")
+
+
+def _seed_list(args, first: int) -> list[int] | None:
+    """The seeds of `train --seeds N` / `--seed-list`, None for the one-run layout (one seed, no list)."""
+    from distill.recipe import check_seeds
+    if args.seed_list is None:
+        return None if args.seeds == 1 else check_seeds(range(first, first + args.seeds))
+    if args.seed is not None:
+        raise ConfigError("--seed-list names every seed: drop --seed")
+    try:
+        seeds = [int(part) for part in args.seed_list.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--seed-list {args.seed_list}: give whole numbers separated by commas, e.g. 3,4,5") from None
+    return check_seeds(seeds)
+
+
+def _train_several_seeds(args, dataset, config, seeds: list[int], callbacks, baseline_dirs: list | None) -> None:
+    """One student per seed into OUT/seed-<s>/, their mean and t interval in OUT/seeds.json."""
+    from distill.io import write_json
+    from distill.recipe import seed_dir, seed_summary, train_seeds
+    metrics = train_seeds(dataset, config, Path(args.teacher) if args.teacher else None, args.out, seeds,
+                          callbacks, log=print)
+    for seed, m in zip(seeds, metrics):
+        print(f"seed {seed}: best epoch {m['best_epoch']} (lambda_d {m['lam']})  test hr@20 {m['test']['hr@20']:.4f}  "
+              f"ndcg@20 {m['test']['ndcg@20']:.4f}")
+    summary = seed_summary(metrics)
+    write_json(Path(args.out) / "seeds.json", summary)
+    for split in ("val", "test"):
+        shown = "  ".join(f"{name} {u['mean']:.4f} [95% CI {u['ci95'][0]:.4f}, {u['ci95'][1]:.4f}]"
+                          for name, u in summary["uncertainty"][split].items() if name in ("hr@20", "ndcg@20"))
+        print(f"{split}, t interval over {len(seeds)} seeds: {shown}")
+    if baseline_dirs:
+        _write_comparison(args, dataset, [seed_dir(args.out, s) for s in seeds], baseline_dirs)
+    written = [seed_dir(args.out, s).name for s in seeds] + ["seeds.json"] + ["comparison.json"] * bool(baseline_dirs)
+    print(f"wrote {args.out}: {', '.join(written)}")
+
+
+def _write_comparison(args, dataset, distilled_dirs: list, baseline_dirs: list) -> None:
+    """OUT/comparison.json: these distilled students against the --baseline ones and the teacher."""
+    from distill.io import write_json
+    from distill.pipeline import format_verdict
+    from distill.recipe import compare_students
+    comparison = compare_students(dataset, distilled_dirs, baseline_dirs, Path(args.teacher))
+    write_json(Path(args.out) / "comparison.json", comparison)
+    print(format_verdict(comparison, args.student))
 
 
 def cmd_recommend(args) -> None:
@@ -358,9 +424,6 @@ def cmd_recommend(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from pathlib import Path
-
-    from distill.errors import ConfigError
     if args.run is None:
         if args.ml100k or args.quick:
             raise ConfigError("the training benchmark moved out of the library: run `python bench/training_bench.py "
@@ -384,7 +447,8 @@ def cmd_demo(args) -> None:
     from distill.pipeline import PipelineOptions, run_pipeline
     run_pipeline(args.out, PipelineOptions(data=args.data, format=args.format, items=args.items,
                                            student=args.student, overrides=parse_set_options(args.set),
-                                           teacher=args.teacher, teacher_model=args.teacher_model))
+                                           teacher=args.teacher, teacher_model=args.teacher_model,
+                                           seeds=args.seeds))
 
 
 if __name__ == "__main__":

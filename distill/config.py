@@ -17,6 +17,24 @@ from distill.errors import ConfigError
 STUDENTS = ("gru4rec", "sasrec", "dros", "caser")
 LAM_GRID = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
 
+# `preset=reference`: the reference code's behaviours (docs/method.md §6 "Reproducing the reference
+# code") and its lambda_d / ed_weight, applied by `TrainConfig.from_options` to every option not
+# given explicitly. Its other hyperparameters (hidden 64, dropout 0.1, lr 1e-3, batch 256, K 10,
+# gammas 0.3/0.5/0.1) are already our defaults; epochs, weight_decay and seed are the run's own.
+REFERENCE_PRESET = {
+    "selection": "test",               # selects the best epoch on test (a leak)
+    "official_negative": True,         # log sigmoid(1 - y_neg) in the ranking-distillation term
+    "dro_weighting": "official",       # the broadcast that loses the per-instance weight (DROS)
+    "confidence": "candidate",         # exp(-d) per candidate
+    "projector": "linear",             # one Linear(D, d)
+    "distill_precision": "fp32",       # the teacher table and projection in fp32
+    "eval_mode": "train",              # never calls model.eval(): dropout on in val/test
+    "batches": "with_replacement",     # each batch an independent sample of the training rows
+    "lam": "0.8",
+    "ed_weight": 0.2,
+}
+PRESETS = {"none": {}, "reference": REFERENCE_PRESET}
+
 
 # Caser's horizontal filters: at most this many heights, each at most the longest history window
 # a prepared dataset can have (PrepareOptions.max_len's bound).
@@ -57,6 +75,11 @@ class TrainConfig:
     eval_batch: int = _train(256, 'instances per evaluation batch (256 keeps the score block in cache)',
                              (1, 8192))
     device: str = _train("auto", 'auto | cpu | cuda | cuda:N')
+    eval_mode: str = _train("eval", 'eval | train: score val/test with dropout on, as the reference code (seeded, repeatable)')
+    batches: str = _train("permutation", 'permutation (every row once per epoch) | with_replacement: batches drawn '
+                                         'independently, as the reference code')
+    preset: str = _train("none", 'none | reference: every reference-code behaviour at once; an option given '
+                                 'explicitly wins')
     # --- DRO loss (docs/method.md §3); `dros` defaults alpha to 1.0
     alpha: float | None = _train(None, 'weight of the DRO loss; None = 1.0 for dros, 0 otherwise')
     dro_beta: float = _train(1.0, 'robust radius beta of the DRO loss')
@@ -107,6 +130,9 @@ class TrainConfig:
             "dro_weighting": ("instance", "official"),
             "projector": ("linear", "mlp"),
             "distill_precision": ("auto", "bf16", "fp32"),
+            "eval_mode": ("eval", "train"),
+            "batches": ("permutation", "with_replacement"),
+            "preset": tuple(PRESETS),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -157,7 +183,13 @@ class TrainConfig:
 
     @classmethod
     def from_options(cls, options: dict, base: "TrainConfig | None" = None) -> "TrainConfig":
-        """Build a config from {name: value}; values may be strings (`--set`) or JSON values (API)."""
+        """Build a config from {name: value}; values may be strings (`--set`) or JSON values (API).
+
+        A `preset` is resolved here: its values replace every option that `options` does not name
+        (an explicit option wins over the preset), and the config keeps the effective values, so
+        a run's config.json shows them and reads back to the same config. Over a `base`, the
+        preset is applied only when `options` names it (a base is already resolved).
+        """
         known = {f.name: f for f in fields(cls)}
         values = dataclasses.asdict(base) if base is not None else {}
         for key, raw in options.items():
@@ -166,6 +198,11 @@ class TrainConfig:
                 hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(known)}"
                 raise ConfigError(f"unknown option {key!r}{hint}")
             values[key] = _coerce(key, known[key].type, raw)
+        preset = values.get("preset", "none")
+        if preset not in PRESETS:
+            raise ConfigError(f"preset={preset!r}: expected one of {', '.join(PRESETS)}")
+        if base is None or "preset" in options:
+            values.update({key: value for key, value in PRESETS[preset].items() if key not in options})
         return cls(**values)
 
 

@@ -19,15 +19,20 @@ CUTOFFS = (1, 5, 10, 20, 50)
 
 def metrics_from_ranks(ranks: np.ndarray | torch.Tensor, cutoffs=CUTOFFS) -> dict[str, float]:
     """ranks: 1-based rank of each target (np.inf or 0 = not ranked) -> {"hr@k", "ndcg@k", "mrr@k"}."""
+    return {name: float(values.mean()) for name, values in instance_metrics_from_ranks(ranks, cutoffs).items()}
+
+
+def instance_metrics_from_ranks(ranks: np.ndarray | torch.Tensor, cutoffs=CUTOFFS) -> dict[str, torch.Tensor]:
+    """Each instance's own HR/NDCG/MRR@K (float64 [N]); their means are `metrics_from_ranks`."""
     ranks = torch.as_tensor(ranks, dtype=torch.float64)
     found = ranks >= 1
     metrics = {}
     for k in cutoffs:
         hit = found & (ranks <= k)
         safe = torch.where(hit, ranks, torch.ones_like(ranks))
-        metrics[f"hr@{k}"] = float(hit.double().mean())
-        metrics[f"ndcg@{k}"] = float(torch.where(hit, 1.0 / torch.log2(safe + 1), 0.0).mean())
-        metrics[f"mrr@{k}"] = float(torch.where(hit, 1.0 / safe, 0.0).mean())
+        metrics[f"hr@{k}"] = hit.double()
+        metrics[f"ndcg@{k}"] = torch.where(hit, 1.0 / torch.log2(safe + 1), 0.0)
+        metrics[f"mrr@{k}"] = torch.where(hit, 1.0 / safe, 0.0)
     return metrics
 
 
@@ -60,19 +65,51 @@ def evaluate(model, split: Split, cutoffs=CUTOFFS, batch_size: int = 256, device
     """HR/NDCG/MRR@K of a student on one split, full ranking, eval mode, no gradients, batched."""
     if len(split) == 0:
         return {}
+    return metrics_from_ranks(_split_ranks(model, split, batch_size, device), cutoffs)
+
+
+def per_user_scores(model, split: Split, cutoffs=(20,), batch_size: int = 256, device=None) -> dict[str, np.ndarray]:
+    """Each instance's HR/NDCG/MRR@K on one split (float64 [len(split)], the split's order), ranked
+    as `evaluate` ranks them: their means are `evaluate`'s numbers. One instance per user under a
+    leave-one-out split; `per_user_mean` averages a user's instances under the time split."""
+    ranks = _split_ranks(model, split, batch_size, device) if len(split) else torch.zeros(0)
+    return {name: values.numpy() for name, values in instance_metrics_from_ranks(ranks, cutoffs).items()}
+
+
+def per_user_mean(scores: np.ndarray, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average per-instance `scores` over each user's instances: (sorted unique users, their means)."""
+    scores, users = np.asarray(scores, dtype=np.float64), np.asarray(users)
+    if scores.shape != users.shape:
+        raise ValueError(f"per_user_mean: {scores.size} scores for {users.size} user ids; give one user id per instance")
+    unique, inverse = np.unique(users, return_inverse=True)
+    return unique, np.bincount(inverse, weights=scores) / np.bincount(inverse)
+
+
+def _split_ranks(model, split: Split, batch_size: int, device=None) -> torch.Tensor:
+    """The 1-based full-ranking rank of every target of the split, on the CPU: [len(split)]."""
     targets = torch.as_tensor(split.next)
     ranks = [target_ranks(scores, targets[start:end].to(scores.device))
              for start, end, scores in _scores_in_batches(model, split, batch_size, device)]
-    return metrics_from_ranks(torch.cat(ranks).cpu(), cutoffs)
+    return torch.cat(ranks).cpu()
 
 
 def teacher_metrics(topk_ids: np.ndarray, targets: np.ndarray, cutoffs=CUTOFFS) -> dict[str, float]:
     """The teacher's metrics from its top-K lists; only cutoffs <= K can be computed."""
-    k = topk_ids.shape[1]
+    return metrics_from_ranks(_teacher_ranks(topk_ids, targets), [c for c in cutoffs if c <= topk_ids.shape[1]])
+
+
+def teacher_per_user_scores(topk_ids: np.ndarray, targets: np.ndarray, cutoffs=(20,)) -> dict[str, np.ndarray]:
+    """Each instance's teacher HR/NDCG/MRR@K from its top-K lists (float64 [N]), the per-instance
+    form of `teacher_metrics`; only cutoffs <= K can be computed."""
+    ranks = _teacher_ranks(topk_ids, targets)
+    kept = [c for c in cutoffs if c <= topk_ids.shape[1]]
+    return {name: values.numpy() for name, values in instance_metrics_from_ranks(ranks, kept).items()}
+
+
+def _teacher_ranks(topk_ids: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The target's 1-based position in each top-K list, 0 where the list misses it."""
     hits = topk_ids == targets[:, None]
-    found = hits.any(1)
-    ranks = np.where(found, hits.argmax(1) + 1, 0)
-    return metrics_from_ranks(ranks, [c for c in cutoffs if c <= k])
+    return np.where(hits.any(1), hits.argmax(1) + 1, 0)
 
 
 def teacher_report(artifacts, dataset) -> dict:

@@ -7,13 +7,19 @@ repeats no finished work.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from distill.config import TrainConfig
+from distill.errors import ConfigError
 from distill.teacher.registry import TEACHERS, build_teacher, parse_teacher
 
 ROLES = ("teacher", "baseline", "distilled")
+MAX_SEEDS = 20
 
 
 def student_config(student: str, train: dict, distill: dict, *, distilled: bool) -> TrainConfig:
@@ -46,16 +52,138 @@ def ensure_student(dataset, config: TrainConfig, teacher_dir: Path | None, out: 
     """Train one student (distilled from the artifacts at `teacher_dir`, or the baseline when it is
     None), write its run directory `out`, return its metrics; reads them back when
     `out/metrics.json` exists."""
+    return _ensure_student(dataset, config, lambda: _load_teacher(dataset, teacher_dir), out, callbacks, log)
+
+
+def _load_teacher(dataset, teacher_dir: Path | None):
+    from distill.teacher.artifacts import TeacherArtifacts
+    return TeacherArtifacts.load(teacher_dir, dataset) if teacher_dir is not None else None
+
+
+def _ensure_student(dataset, config: TrainConfig, load_teacher: Callable[[], object], out: str | Path,
+                    callbacks, log: Callable[[str], None] | None) -> dict:
+    """`ensure_student` with the teacher's artifacts from `load_teacher`, called only when training."""
     from distill.io import read_json
     out = Path(out)
     if (out / "metrics.json").is_file():
         return read_json(out / "metrics.json")
     from distill.rundir import save_run
-    from distill.teacher.artifacts import TeacherArtifacts
     from distill.train import train
-    teacher = TeacherArtifacts.load(teacher_dir, dataset) if teacher_dir is not None else None
+    teacher = load_teacher()
     if log is not None:
         role = "baseline" if teacher is None else "distilled"
         log(f"train: {role} student ({config.student}{'' if teacher is None else ', lam=' + config.lam})")
     result = train(dataset, config, teacher, callbacks)
     return save_run(result, dataset, out, teacher)
+
+
+def seed_dir(out: str | Path, seed: int) -> Path:
+    """Where `train_seeds` writes the run of `seed`."""
+    return Path(out) / f"seed-{seed}"
+
+
+def run_dirs(path: str | Path) -> list[Path]:
+    """The run directories of one role: `path` when it is a run directory, else its `seed-<s>/` runs."""
+    path = Path(path)
+    if (path / "metrics.json").is_file():
+        return [path]
+    runs = sorted((d for d in path.glob("seed-*") if d.name[5:].isdigit() and (d / "metrics.json").is_file()),
+                  key=lambda d: int(d.name[5:]))
+    if not runs:
+        raise ConfigError(f"{path}: neither a run directory (metrics.json) nor a directory of seed-<s>/ runs "
+                          "(from `train --seeds N`)")
+    return runs
+
+
+def check_seeds(seeds) -> list[int]:
+    """The seeds as a list of distinct ints, 1 to MAX_SEEDS of them, or a ConfigError saying why not."""
+    seeds = list(seeds)
+    if not 1 <= len(seeds) <= MAX_SEEDS:
+        raise ConfigError(f"{len(seeds)} seeds: give 1 to {MAX_SEEDS} (e.g. --seeds 3 or --seed-list 0,1,2)")
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ConfigError(f"seeds {seeds}: each must be a whole number >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {seeds}: each seed may appear once")
+    return [int(s) for s in seeds]
+
+
+def train_seeds(dataset, config: TrainConfig, teacher_dir: Path | None, out: str | Path, seeds: list[int],
+                callbacks=None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """`ensure_student` once per seed (`config` with that seed) into `out/seed-<s>/`; the teacher's
+    artifacts are loaded once, and only if a seed still has to be trained. Returns the metrics in
+    the order of `seeds`."""
+    seeds = check_seeds(seeds)
+    load_teacher = functools.cache(lambda: _load_teacher(dataset, teacher_dir))
+    metrics = []
+    for i, seed in enumerate(seeds, 1):
+        if log is not None:
+            log(f"seed {seed} ({i} of {len(seeds)})")
+        metrics.append(_ensure_student(dataset, dataclasses.replace(config, seed=seed), load_teacher,
+                                       seed_dir(out, seed), callbacks, log))
+    return metrics
+
+
+def seed_summary(metrics_list: list[dict]) -> dict:
+    """The mean and the t interval over seeds (`distill.stats.t_interval`) of every val and test
+    metric of the runs' metrics.json: {"metrics": {split: {metric: mean}}, "uncertainty": {split:
+    {metric: t_interval}}, "seeds": [seed of each run]}."""
+    from distill.stats import t_interval
+    if not metrics_list:
+        raise ConfigError("seed_summary needs the metrics of at least one run")
+    uncertainty = {split: {name: t_interval([m[split][name] for m in metrics_list]) for name in metrics_list[0][split]}
+                   for split in ("val", "test") if split in metrics_list[0]}
+    return {"metrics": {split: {name: interval["mean"] for name, interval in values.items()}
+                        for split, values in uncertainty.items()},
+            "uncertainty": uncertainty,
+            "seeds": [m["protocol"]["seed"] for m in metrics_list]}
+
+
+def compare_students(dataset, distilled_dirs: list, baseline_dirs: list, teacher_dir: Path | None = None,
+                     metric: str = "ndcg@20") -> dict:
+    """Paired comparisons on the test split (`distill.stats.paired_comparison`): the distilled
+    students against the baseline ones and, with `teacher_dir`, against the teacher. Each role's
+    per-instance `metric` is averaged over its seeds' runs first, then over each user's instances,
+    so the pairs are users."""
+    from distill.evaluate import per_user_mean, per_user_scores, teacher_per_user_scores
+    from distill.inference import TrainedStudent
+    from distill.io import read_json
+    from distill.stats import paired_comparison
+    from distill.teacher.artifacts import TeacherArtifacts
+    cutoff = _metric_cutoff(metric)
+    split = dataset.test
+
+    def seed_mean(dirs: list) -> np.ndarray:
+        if not dirs:
+            raise ConfigError("compare_students needs at least one run directory per student role")
+        for path in dirs:
+            stored = read_json(Path(path) / "config.json")["dataset_hash"]
+            if stored != dataset.content_hash:
+                raise ConfigError(f"{path}: trained on another dataset (hash {stored}, this one {dataset.content_hash})")
+        return np.mean([per_user_scores(TrainedStudent.load(path).model, split, (cutoff,))[metric] for path in dirs], 0)
+
+    distilled, baseline = seed_mean(distilled_dirs), seed_mean(baseline_dirs)
+    result = {"distilled_vs_baseline": paired_comparison(per_user_mean(distilled, split.user)[1],
+                                                         per_user_mean(baseline, split.user)[1], metric=metric,
+                                                         split="test"),
+              "distilled_vs_teacher": None,
+              "seeds": {role: [read_json(Path(path) / "metrics.json")["protocol"]["seed"] for path in dirs]
+                        for role, dirs in (("distilled", distilled_dirs), ("baseline", baseline_dirs))},
+              "averaging": "per-instance scores averaged over seeds, then over each user's instances"}
+    if teacher_dir is not None:
+        ids = TeacherArtifacts.load(teacher_dir, dataset).ids["test"]
+        if ids.shape[1] < cutoff:
+            raise ConfigError(f"{teacher_dir}: the teacher's lists hold {ids.shape[1]} items; {metric} needs at "
+                              f"least {cutoff} (rebuild the teacher with --k {cutoff})")
+        rows = len(ids)   # a --limit smoke teacher ranks the first rows only: compare on those
+        teacher = teacher_per_user_scores(ids, split.next[:rows], (cutoff,))[metric]
+        _, teacher_users = per_user_mean(teacher, split.user[:rows])
+        result["distilled_vs_teacher"] = paired_comparison(per_user_mean(distilled[:rows], split.user[:rows])[1],
+                                                           teacher_users, metric=metric, split="test")
+    return result
+
+
+def _metric_cutoff(metric: str) -> int:
+    name, _, k = metric.partition("@")
+    if name not in ("hr", "ndcg", "mrr") or not k.isdigit() or int(k) < 1:
+        raise ConfigError(f"metric {metric!r}: use hr@K, ndcg@K or mrr@K, e.g. ndcg@20")
+    return int(k)

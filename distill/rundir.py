@@ -22,6 +22,7 @@ def protocol(dataset: PreparedDataset, config: TrainConfig) -> dict:
         "cutoffs": list(CUTOFFS),
         "ranking": "full (all items), ties count against the target",
         "selection": f"{config.selection} {SELECTION_METRIC}",
+        "eval_mode": config.eval_mode,
         "test_reported_at": f"best {config.selection} epoch",
         "seed": config.seed,
         "dataset_hash": dataset.content_hash,
@@ -43,6 +44,8 @@ def save_run(result: TrainResult, dataset: PreparedDataset, out: str | Path, tea
         "val": result.val,
         "test": result.test,
         "best_epoch": result.best_epoch,
+        "stopped_by": result.stopped_by,      # "patience" | "epochs"; readers: .get() (None before it was kept)
+        "epochs_run": result.epochs_run,
         "lam": result.lam,
         "lam_auto": result.lam_auto,
         "distilled": result.distilled,

@@ -1,10 +1,11 @@
 """The trainer: one student, optionally distilled from a teacher, under the docs/method.md §6 protocol.
 
-Adam, batches of shuffled training instances, one sampled negative each; evaluation on val after
-every epoch; the best val NDCG@20 epoch's weights are kept and restored; training stops after
-`patience` epochs without gain; test is reported at that epoch. `lam=auto` trains the baseline
-student and the distilled one for every lambda_d in LAM_GRID and keeps the best on val, so a
-teacher that hurts is caught before anyone deploys its student. The batch loss is
+Adam, batches of shuffled training instances (`batches`), one sampled negative each; evaluation
+on val after every epoch (`eval_mode`); the best val NDCG@20 epoch's weights are kept and
+restored; training stops after `patience` epochs without gain or at `epochs` (`stopped_by` says
+which); test is reported at that epoch. `lam=auto` trains the baseline student and the distilled
+one for every lambda_d in LAM_GRID and keeps the best on val, so a teacher that hurts is caught
+before anyone deploys its student. The batch loss is
 `distill.objective`, the run directory `distill.rundir`, inference from a saved run
 `distill.inference`.
 """
@@ -63,6 +64,31 @@ class TrainResult:
     lam_auto: dict | None = None
     distilled: bool = False
     seconds: float = 0.0
+    stopped_by: str = "epochs"      # "patience" (early stopping ended it) | "epochs" (the cap did)
+    epochs_run: int = 0
+
+
+def epoch_order(n: int, batches: str, generator: torch.Generator, device=None) -> torch.Tensor:
+    """The training rows of one epoch in batch order, n of them (so as many batches as rows/batch).
+
+    `permutation`: every row once. `with_replacement`: n rows drawn uniformly with replacement, one
+    draw for the epoch: every batch is an independent sample, as the reference code's per-batch
+    `sample(batch_size)`, so about (1 - 1/n)^n ~ 1/e = 37% of the rows go unseen in an epoch (a
+    batch may rarely hold a row twice, which `sample` would not)."""
+    if batches == "permutation":
+        return torch.randperm(n, generator=generator, device=device)
+    if batches == "with_replacement":
+        return torch.randint(n, (n,), generator=generator, device=device)
+    raise ConfigError(f"batches={batches!r}: expected permutation or with_replacement")
+
+
+def evaluate_split(model: SequentialRecommender, split, config: TrainConfig, device=None) -> dict:
+    """`evaluate` under the config's `eval_mode`: `eval` (dropout off) or `train` (dropout on, as the
+    reference code, its masks seeded with `config.seed` so the same weights give the same scores)."""
+    if config.eval_mode == "train":
+        with model.dropout_in_evaluation(config.seed):
+            return evaluate(model, split, CUTOFFS, config.eval_batch, device)
+    return evaluate(model, split, CUTOFFS, config.eval_batch, device)
 
 
 def train(dataset: PreparedDataset, config: TrainConfig, teacher=None,
@@ -91,6 +117,9 @@ def train(dataset: PreparedDataset, config: TrainConfig, teacher=None,
         f"val_{SELECTION_METRIC}": {str(r.lam): r.val.get(SELECTION_METRIC, 0.0) for r in results},
         f"test_{SELECTION_METRIC}": {str(r.lam): r.test.get(SELECTION_METRIC, 0.0) for r in results},
         "baseline_val": results[0].val.get(SELECTION_METRIC, 0.0),
+        "best_epoch": {str(r.lam): r.best_epoch for r in results},
+        "stopped_by": {str(r.lam): r.stopped_by for r in results},
+        "epochs_run": {str(r.lam): r.epochs_run for r in results},
     }
     best.seconds = time.perf_counter() - started
     return best
@@ -121,12 +150,12 @@ def _train_one(dataset: PreparedDataset, config: TrainConfig, lam: float, teache
     selection_split = dataset.split(config.selection)
 
     best_score, best_epoch, best_state, best_selection = -1.0, 0, None, {}
-    history, stale = [], 0
+    history, stale, stopped_by = [], 0, "epochs"
     n = len(train_split)
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=generator, device=device)
+        order = epoch_order(n, config.batches, generator, device)
         total_loss = torch.zeros((), device=device)
         for start in range(0, n, config.batch_size):
             callbacks.check_cancel()
@@ -139,7 +168,7 @@ def _train_one(dataset: PreparedDataset, config: TrainConfig, lam: float, teache
             optimizer.step()
             total_loss += loss.detach() * idx.shape[0]
         train_seconds = time.perf_counter() - epoch_start
-        metrics = evaluate(model, selection_split, CUTOFFS, config.eval_batch, device)
+        metrics = evaluate_split(model, selection_split, config, device)
         record = {"epoch": epoch, "lam": lam, "loss": float(total_loss) / n, "seconds": train_seconds,
                   config.selection: metrics}
         history.append(record)
@@ -154,13 +183,14 @@ def _train_one(dataset: PreparedDataset, config: TrainConfig, lam: float, teache
         else:
             stale += 1
             if stale >= config.patience:
+                stopped_by = "patience"
                 break
     model.load_state_dict(best_state)
     if config.selection == "val":
-        val, test = best_selection, evaluate(model, dataset.test, CUTOFFS, config.eval_batch, device)
+        val, test = best_selection, evaluate_split(model, dataset.test, config, device)
     else:
-        val, test = evaluate(model, dataset.val, CUTOFFS, config.eval_batch, device), best_selection
+        val, test = evaluate_split(model, dataset.val, config, device), best_selection
     callbacks.progress(1.0)
     return TrainResult(model=model, config=config, lam=lam, best_epoch=best_epoch, val=val, test=test,
                        history=history, distilled=teacher is not None and (lam > 0 or embeddings is not None),
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, stopped_by=stopped_by, epochs_run=len(history))

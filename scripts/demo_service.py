@@ -186,6 +186,13 @@ def report(run: dict) -> str:
     for role, lat in run["latency"].items():
         lines.append(f"latency {role:<10} p50 {lat['p50_ms']:.2f} ms  p95 {lat['p95_ms']:.2f} ms  "
                      f"{lat['throughput']:.0f} users/s  {lat['device']}")
+    for key, against in (("distilled_vs_baseline", "plain"), ("distilled_vs_teacher", "teacher")):
+        paired = (run.get("comparison") or {}).get(key)
+        if paired and paired.get("gain_pct") is not None:
+            lo, hi = paired["ci95_pct"]
+            lines.append(f"distilled vs {against:<8} {paired['gain_pct']:+.1f}% {paired['metric'].upper()} "
+                         f"[95% CI {lo:+.1f}, {hi:+.1f}], p = {paired['p_value']:.2g} "
+                         f"(Wilcoxon, {paired['n_users']} test users)")
     return "\n".join(lines)
 
 

@@ -8,6 +8,8 @@ collaborative embedding distillation) and the linear scorer over items live here
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,30 @@ class SequentialRecommender(nn.Module):
         self.item_embedding = ItemEmbedding(num_items, config.hidden, teacher_embeddings,
                                             config.ed_weight, config.projector, dtype)
         self.scorer = nn.Linear(self.state_size(config), num_items)
+        self._dropout_on = False
+
+    def train(self, mode: bool = True) -> "SequentialRecommender":
+        # Inside `dropout_in_evaluation`, eval() keeps every module in training mode.
+        return super().train(mode or getattr(self, "_dropout_on", False))
+
+    @contextlib.contextmanager
+    def dropout_in_evaluation(self, seed: int):
+        """Score as the reference code does (it never calls model.eval()): while the block runs,
+        `eval()` leaves dropout on, and the dropout masks come from the global RNG re-seeded with
+        `seed` inside a fork of it. Scores are then the same on every call with the same seed and
+        weights, and the training run's own random stream is not advanced."""
+        device = next(self.parameters()).device
+        devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.default_generators[devices[0]].manual_seed(seed)
+            self._dropout_on = True
+            try:
+                yield
+            finally:
+                self._dropout_on = False
 
     def state_size(self, config: TrainConfig) -> int:
         return config.hidden

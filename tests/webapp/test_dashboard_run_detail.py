@@ -31,3 +31,18 @@ def test_run_detail_shows_metrics_gain_latency_overlap_artifacts_and_log(web, da
     # An artifact row pointing outside the storage root is never served.
     outside = Artifact.objects.create(run=run, kind="x", path="/etc/passwd", size=1, sha256="0" * 64)
     assert web.get(f"/runs/{run.pk}/artifacts/{outside.pk}/").status_code == 404
+
+
+def test_run_detail_opens_with_the_verdict_its_interval_and_p_value(web, dataset, user):
+    run = finished_run(user, dataset)
+    run.analysis["comparison"] = {
+        "distilled_vs_baseline": {"metric": "ndcg@20", "split": "test", "gain_pct": 12.0, "ci95_pct": [3.0, 20.5],
+                                  "p_value": 0.0041, "test": "wilcoxon signed-rank", "n_users": 943},
+        "distilled_vs_teacher": {"metric": "ndcg@20", "split": "test", "gain_pct": -4.25, "ci95_pct": [-9.0, 1.0],
+                                 "p_value": 0.21, "test": "wilcoxon signed-rank", "n_users": 943}}
+    run.save()
+    body = web.get(f"/runs/{run.pk}/").content.decode()
+    verdict = body[body.index('id="verdict-h"'):body.index('id="stages-h"')]
+    assert ("Distilled sasrec vs the plain student: +12.0% NDCG@20 [95% CI +3.0%, +20.5%], p = 0.0041 "
+            "(wilcoxon signed-rank, 943 users)") in verdict
+    assert "vs the teacher: -4.2% NDCG@20 [95% CI -9.0%, +1.0%], p = 0.21" in verdict

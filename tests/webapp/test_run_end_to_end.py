@@ -4,6 +4,7 @@ recommendations; a second run on the same data reuses the teacher."""
 
 import pytest
 
+from distill.data import PreparedDataset
 from webapp.studio.models import EpochMetric, Latency, Metric, Run, TeacherCacheEntry
 from webapp.studio.stages import STAGE_NAMES
 from tests.factories import RUN, poll_run
@@ -37,6 +38,13 @@ def test_a_run_goes_from_upload_to_metrics_and_recommendations(worker, client, m
     assert overlap["k"] == 20 and 0 <= overlap["baseline"] <= 1 and 0 <= overlap["distilled"] <= 1
     log = [e.message for e in run.events.all()]
     assert log[0] == "teacher: started (attempt 1)" and log[-1] == "run succeeded"
+    # The evidence: a paired test over the test users (vs plain and vs teacher), what was chosen.
+    users = len(set(PreparedDataset.load(run.dataset.prepared_dir).test.user.tolist()))
+    for key in ("distilled_vs_baseline", "distilled_vs_teacher"):
+        paired = body["comparison"][key]
+        assert paired["n_users"] == users and 0 <= paired["p_value"] <= 1, paired
+        assert paired["ci95_pct"][0] <= paired["gain_pct"] <= paired["ci95_pct"][1], paired
+    assert body["chosen"]["distilled"]["lam"] == 0.5 and 1 <= body["chosen"]["distilled"]["best_epoch"] <= 2
 
     recommended = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["50", "172", "181"], "k": 5},
                               format="json")

@@ -18,8 +18,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from webapp.studio import services
 from webapp.studio.models import Dataset, EpochMetric, Run
 from webapp.studio.serializers import (DatasetSerializer, DatasetUploadSerializer, RunCreateSerializer,
-                                       RunListSerializer, RunSerializer, latency_of, metrics_of, parse_id,
-                                       text_problem)
+                                       RunListSerializer, RunSerializer, chosen_of, comparison_of, latency_of,
+                                       metrics_of, parse_id, text_problem)
 from webapp.studio.services import ServiceError
 from webapp.studio.throttles import UploadThrottle
 
@@ -216,7 +216,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             raise NotFound(f"no run(s) {missing} among yours")
         return Response({"runs": [{"id": i, "name": runs[i].name, "status": runs[i].status,
                                    "config": runs[i].config, "metrics": metrics_of(runs[i]),
-                                   "latency": latency_of(runs[i])} for i in ids]})
+                                   "latency": latency_of(runs[i]), "comparison": comparison_of(runs[i]),
+                                   "chosen": chosen_of(runs[i])} for i in ids]})
 
     @extend_schema(responses=inline_serializer("Curves", {"curves": serializers.ListField()}))
     @action(detail=True, methods=["get"])

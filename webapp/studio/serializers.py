@@ -143,17 +143,36 @@ class RunListSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "dataset", "status", "stage", "progress", "tags", "created_at", "finished_at"]
 
 
+def comparison_of(run: Run) -> dict | None:
+    """The run's paired comparison (distilled vs plain, vs teacher), once its latency stage ran."""
+    return run.analysis.get("comparison")
+
+
+def chosen_of(run: Run) -> dict:
+    from webapp.studio.stages import chosen
+    return chosen(run) if run.status == Run.Status.SUCCEEDED or run.stage in ("distilled", "latency") else {}
+
+
 class RunSerializer(serializers.ModelSerializer):
     metrics = serializers.SerializerMethodField()
     latency = serializers.SerializerMethodField()
+    comparison = serializers.SerializerMethodField()
+    chosen = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
         fields = ["id", "name", "dataset", "tags", "config", "status", "stage", "stage_message", "progress",
-                  "attempts", "error", "metrics", "latency", "created_at", "started_at", "finished_at"]
+                  "attempts", "error", "metrics", "latency", "comparison", "chosen", "created_at", "started_at",
+                  "finished_at"]
 
     def get_metrics(self, run) -> dict:
         return metrics_of(run)
 
     def get_latency(self, run) -> dict:
         return latency_of(run)
+
+    def get_comparison(self, run) -> dict | None:
+        return comparison_of(run)
+
+    def get_chosen(self, run) -> dict:
+        return chosen_of(run)

@@ -202,6 +202,7 @@ def stage_latency(run: Run, reporter) -> Outcome:
             "device": result["device"], "batch_size": result["batch_size"], "p50_ms": result["p50_ms"],
             "p95_ms": result["p95_ms"], "throughput": result["throughput"]})
     _record_overlap(run, dataset, students)
+    _record_comparison(run, dataset, students)
     teacher_latency = teacher_dir(run) / "latency.json"
     if teacher_latency.is_file():
         result = read_json(teacher_latency)
@@ -232,6 +233,44 @@ def _record_overlap(run: Run, dataset, students: dict) -> None:
     k = min(20, int(teacher_ids.shape[1])) if teacher_ids.ndim == 2 else 20
     Run.objects.filter(pk=run.pk).update(analysis={**Run.objects.get(pk=run.pk).analysis,
                                                    "overlap": {"k": k, **overlap}})
+
+
+def _record_comparison(run: Run, dataset, students: dict) -> None:
+    """The paired test of the run's answer: per-user test NDCG@20 of the distilled student against
+    the plain one (and against the teacher when its test lists exist), with a bootstrap CI of the
+    relative gain and a Wilcoxon p-value (distill.stats.paired_comparison), in Run.analysis."""
+    from safetensors.numpy import load_file
+
+    from distill.evaluate import per_user_mean, per_user_scores, teacher_per_user_scores
+    from distill.stats import paired_comparison
+    from distill.teacher.artifacts import RANKS_FILE
+    metric = "ndcg@20"
+    users = dataset.test.user
+    scores = {role: per_user_mean(per_user_scores(model, dataset.test)[metric], users)[1]
+              for role, model in students.items()}
+    comparison = {"distilled_vs_baseline": paired_comparison(scores["distilled"], scores["baseline"], metric=metric)}
+    ranks = teacher_dir(run) / RANKS_FILE
+    if ranks.is_file():
+        lists = load_file(str(ranks))
+        if "test_ids" in lists:
+            teacher = teacher_per_user_scores(lists["test_ids"], dataset.test.next)[metric]
+            comparison["distilled_vs_teacher"] = paired_comparison(scores["distilled"], per_user_mean(teacher, users)[1],
+                                                                   metric=metric)
+    Run.objects.filter(pk=run.pk).update(analysis={**Run.objects.get(pk=run.pk).analysis, "comparison": comparison})
+
+
+def chosen(run: Run) -> dict:
+    """What each student's training chose and why it stopped: {role: {lam, best_epoch, stopped_by}}
+    from its metrics.json (stopped_by: "patience" | "epochs", None for runs trained before it was kept)."""
+    from distill.io import read_json
+    out = {}
+    for role in ("baseline", "distilled"):
+        file = run_dir(run) / role / "metrics.json"
+        if file.is_file():
+            metrics = read_json(file)
+            out[role] = {"lam": metrics.get("lam"), "best_epoch": metrics.get("best_epoch"),
+                         "stopped_by": metrics.get("stopped_by"), "epochs_run": metrics.get("epochs_run")}
+    return out
 
 
 # ----------------------------------------------------------------------------- rows

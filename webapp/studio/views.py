@@ -171,6 +171,35 @@ def _initial_from(run: Run) -> dict:
     return initial
 
 
+def _pct(value) -> str:
+    return "–" if value is None else f"{value:+.1f}%"
+
+
+def _verdict(run: Run, comparison: dict, chosen: dict, latency: dict) -> list[str]:
+    """The run's answer in a few lines: the paired gain with its CI and p-value (vs plain, vs
+    teacher), what training chose and why it stopped, and the latency saved."""
+    lines = []
+    student = run.config.get("student", "student")
+    for key, against in (("distilled_vs_baseline", "the plain student"), ("distilled_vs_teacher", "the teacher")):
+        c = comparison.get(key)
+        if c and c.get("gain_pct") is not None:
+            lo, hi = c["ci95_pct"]
+            lines.append(f"Distilled {student} vs {against}: {_pct(c['gain_pct'])} {c['metric'].upper()} "
+                         f"[95% CI {_pct(lo)}, {_pct(hi)}], p = {c['p_value']:.3g} "
+                         f"({c['test']}, {c['n_users']} users)")
+    for role in ("baseline", "distilled"):
+        pick = chosen.get(role)
+        if pick and pick.get("best_epoch") is not None:
+            stop = {"patience": "early stopping (patience)", "epochs": "the epoch cap: raise epochs"}.get(
+                pick.get("stopped_by") or "", "not recorded")
+            lam = f"λ = {pick['lam']}, " if role == "distilled" and pick.get("lam") is not None else ""
+            lines.append(f"{ROLE_LABELS[role]}: {lam}best epoch {pick['best_epoch']}, stopped by {stop}")
+    if "teacher" in latency and "distilled" in latency and latency["distilled"].p50_ms > 0:
+        lines.append(f"p50 latency {latency['distilled'].p50_ms:.2f} ms vs teacher {latency['teacher'].p50_ms:.1f} ms "
+                     f"({latency['teacher'].p50_ms / latency['distilled'].p50_ms:.0f}× faster)")
+    return lines
+
+
 @login_required
 def run_detail(request, pk: int):
     run = get_object_or_404(Run.objects.select_related("dataset"), pk=pk, owner=request.user)
@@ -190,7 +219,9 @@ def run_detail(request, pk: int):
     if "teacher" in latency and "distilled" in latency and latency["distilled"].p50_ms > 0:
         speedup = latency["teacher"].p50_ms / latency["distilled"].p50_ms
     events = list(RunEvent.objects.filter(run=run).order_by("-at", "-id")[:50])[::-1]
+    from webapp.studio.serializers import chosen_of
     return render(request, "studio/run_detail.html", {
+        "verdict": _verdict(run, run.analysis.get("comparison") or {}, chosen_of(run), latency),
         "run": run, "stages": _stages(run), "cutoffs": cutoffs, "table": table, "gain": gain,
         "retained": retained, "has_teacher": any(r["role"] == "teacher" for r in table),
         "latency": [latency[r] for r in ("teacher", "baseline", "distilled") if r in latency],
