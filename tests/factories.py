@@ -198,3 +198,26 @@ def run_form(user, dataset, **changes) -> dict:
         elif value is not None and name not in data:
             data[name] = str(value)
     return {**data, **changes}
+
+
+# ----------------------------------------------------------------------------- the shared cache
+
+def unit_tier() -> bool:
+    """The unit tier (STUDIO_TEST_DB=sqlite): no Postgres, Redis or worker. (Tests ask this, never
+    import tests/webapp/conftest.py: a second import of it would make a second storage folder and
+    point the environment of workers started later at it.)"""
+    return os.environ.get("STUDIO_TEST_DB", "postgres") == "sqlite"
+
+
+def clear_cache() -> None:
+    """Forget every count (throttles, login failures) and cached page this session made: the
+    local-memory cache is cleared, on the shared Redis only this checkout's keys are deleted (never
+    FLUSHDB: other sessions and the broker use the same server)."""
+    from django.core.cache import cache
+    if not os.environ.get("CACHE_URL"):
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=os.environ["CACHE_KEY_PREFIX"] + ":*", count=1000))
+    if keys:
+        client.delete(*keys)

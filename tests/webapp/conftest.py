@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import ROOT, prepared, token_client, upload, wait_until
+from tests.factories import ROOT, clear_cache, prepared, token_client, upload, wait_until
 
 UNIT = os.environ.get("STUDIO_TEST_DB", "postgres") == "sqlite"
 _tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
@@ -81,20 +81,6 @@ def _fresh_storage_on_sqlite():
         for child in STORAGE.iterdir():
             if child.is_dir() and child.name not in ("static", "broker"):
                 shutil.rmtree(child, ignore_errors=True)
-
-
-def clear_cache() -> None:
-    """Forget every count (throttles, login failures) and cached page this session made: the
-    local-memory cache is cleared, on the shared Redis only this checkout's keys are deleted (never
-    FLUSHDB: other sessions and the broker use the same server)."""
-    from django.core.cache import cache
-    if not ENV["CACHE_URL"]:
-        cache.clear()
-        return
-    client = cache._cache.get_client(write=True)
-    keys = list(client.scan_iter(match=ENV["CACHE_KEY_PREFIX"] + ":*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 # ----------------------------------------------------------------------------- users and clients

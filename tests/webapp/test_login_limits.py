@@ -10,8 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
-from tests.factories import ROOT, free_port, wait_until
-from tests.webapp.conftest import STORAGE, UNIT
+from tests.factories import ROOT, free_port, unit_tier, wait_until
 
 GOOD = {"username": "alice", "password": "alice-password-123"}
 WRONG = {"username": "alice", "password": "not-her-password"}
@@ -96,12 +95,12 @@ def test_failures_for_one_username_lock_that_username_from_any_address(user, set
 def gunicorn(transactional_db, django_user_model):
     """The app under gunicorn with 2 processes x 4 threads (as in the Dockerfile), on the test
     database and the shared cache; alice exists (committed)."""
-    if UNIT:
+    if unit_tier():
         pytest.fail("needs Postgres and Redis: run it without STUDIO_TEST_DB=sqlite")
     from django.db import connection
     django_user_model.objects.create_user(**GOOD)
     port = free_port()
-    log = STORAGE / f"gunicorn-{port}.log"
+    log = django_settings.STORAGE_ROOT / f"gunicorn-{port}.log"
     env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"}
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "webapp.wsgi", "--workers", "2", "--threads", "4",
                                 "--bind", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=open(log, "ab"),

@@ -70,8 +70,8 @@ def test_a_teacher_is_not_reused_across_owners(client, other_client, ml_dataset,
 @pytest.fixture
 def private_queues(settings):
     """Queues of this test alone on the session's Redis broker (no worker listens to them)."""
-    from tests.webapp.conftest import UNIT
-    if UNIT:
+    from tests.factories import unit_tier
+    if unit_tier():
         pytest.fail("needs the Redis broker: run it without STUDIO_TEST_DB=sqlite")
     import redis
     settings.QUEUE_PREFIX = f"noise-{uuid.uuid4().hex[:8]}-"

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_run_creation_is_throttled(client, ml_dataset, monkeypatch):
-    from tests.webapp.conftest import clear_cache
+    from tests.factories import clear_cache
     from webapp.studio.api import UploadThrottle
     monkeypatch.setattr("webapp.studio.tasks.enqueue_stage", lambda *args: None)
     monkeypatch.setattr(UploadThrottle, "THROTTLE_RATES", {"runs": "2/hour", "uploads": "2/hour", "token": "2/hour"})

@@ -252,10 +252,10 @@ def _record_comparison(run: Run, dataset, students: dict) -> None:
     ranks = teacher_dir(run) / RANKS_FILE
     if ranks.is_file():
         lists = load_file(str(ranks))
-        if "test_ids" in lists:
-            teacher = teacher_per_user_scores(lists["test_ids"], dataset.test.next)[metric]
-            comparison["distilled_vs_teacher"] = paired_comparison(scores["distilled"], per_user_mean(teacher, users)[1],
-                                                                   metric=metric)
+        teacher = teacher_per_user_scores(lists["test_ids"], dataset.test.next) if "test_ids" in lists else {}
+        if metric in teacher:   # a teacher that kept fewer than 20 candidates has no NDCG@20
+            comparison["distilled_vs_teacher"] = paired_comparison(scores["distilled"],
+                                                                   per_user_mean(teacher[metric], users)[1], metric=metric)
     Run.objects.filter(pk=run.pk).update(analysis={**Run.objects.get(pk=run.pk).analysis, "comparison": comparison})
 
 
