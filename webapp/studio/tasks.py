@@ -109,7 +109,6 @@ def recover_stale_runs() -> int:
         count += 1
     stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff).exclude(
         dataset__status=Dataset.Status.PROCESSING)
-    pending = pending_tasks()
     for run in stale:
         stage = run.stage or stages.FIRST
         if run.status == Run.Status.QUEUED and pending is not None and ("studio.run_stage", run.pk) in pending:
