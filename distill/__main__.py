@@ -147,6 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(handler=cmd_train)
 
+    p = commands.add_parser("sweep", help="train one distilled student per grid or random point, the best chosen on val")
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--teacher", required=True, help="teacher artifacts directory (computed once, beforehand)")
+    points = p.add_mutually_exclusive_group(required=True)
+    points.add_argument("--grid", action="append", metavar="KEY=V,V,...",
+                        help="one option's values, e.g. --grid lam=0,0.3,0.7 --grid student=sasrec,dros; the "
+                        "points are every combination (at most 64)")
+    points.add_argument("--random", type=int, metavar="N", help="N distinct points drawn from --space (at most 64)")
+    p.add_argument("--space", metavar="JSONFILE", help='with --random: {"option": [choices] | {"low": a, "high": b'
+                   '[, "log": true | "int": true]}, ...}')
+    p.add_argument("--random-seed", type=int, default=0, metavar="S", help="seed of the --random draw (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a training option of every point, e.g. --set epochs=5 (a point's own value wins)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="students per point, seeds SEED..SEED+N-1 (SEED from --set seed=S, default 0; at most 20); "
+                   "their mean is the point's value (default 1)")
+    p.add_argument("--metric", default="ndcg@20", help="the val metric that picks the best point (default ndcg@20)")
+    p.add_argument("--out", required=True, help="sweep directory: point-<i>/ runs and sweep.json (a rerun "
+                   "reuses complete points)")
+    p.add_argument("--quiet", action="store_true", help="only the table: no progress or per-epoch lines")
+    p.set_defaults(handler=cmd_sweep)
+
     p = commands.add_parser("recommend", help="top-k items for a history from a trained run")
     p.add_argument("--run", required=True, help="run directory written by `train`")
     p.add_argument("--history", required=True, help="comma-separated item ids as in the input data")
@@ -383,11 +405,12 @@ def _seed_list(args, first: int) -> list[int] | None:
 
 
 def _train_several_seeds(args, dataset, config, seeds: list[int], callbacks, baseline_dirs: list | None) -> None:
-    """One student per seed into OUT/seed-<s>/, their mean and t interval in OUT/seeds.json."""
+    """One student per seed into OUT/seed-<s>/ (lam=auto: one lambda_d for all, on the mean val),
+    their mean and t interval in OUT/seeds.json."""
     from distill.io import write_json
-    from distill.recipe import seed_dir, seed_summary, train_seeds
-    metrics = train_seeds(dataset, config, Path(args.teacher) if args.teacher else None, args.out, seeds,
-                          callbacks, log=print)
+    from distill.recipe import seed_dir, seed_summary, train_role
+    _, metrics = train_role(dataset, config, Path(args.teacher) if args.teacher else None, args.out, seeds,
+                            callbacks, log=print)
     for seed, m in zip(seeds, metrics):
         print(f"seed {seed}: best epoch {m['best_epoch']} (lambda_d {m['lam']})  test hr@20 {m['test']['hr@20']:.4f}  "
               f"ndcg@20 {m['test']['ndcg@20']:.4f}")
@@ -411,6 +434,49 @@ def _write_comparison(args, dataset, distilled_dirs: list, baseline_dirs: list) 
     comparison = compare_students(dataset, distilled_dirs, baseline_dirs, Path(args.teacher))
     write_json(Path(args.out) / "comparison.json", comparison)
     print(format_verdict(comparison, args.student))
+
+
+def cmd_sweep(args) -> None:
+    from distill.config import parse_set_options
+    from distill.data import PreparedDataset
+    from distill.recipe import MAX_SEEDS, check_seeds
+    from distill.sweep import SWEEP_FILE, expand_grid, format_table, parse_grid_args, random_points, run_sweep
+    from distill.train import Callbacks
+    base = parse_set_options(args.set)
+    try:
+        first = int(base.pop("seed", 0))
+    except ValueError:
+        raise ConfigError("--set seed=S: S must be a whole number (the first of the --seeds N seeds)") from None
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds {args.seeds}: give 1 to {MAX_SEEDS} students per point")
+    seeds = check_seeds(range(first, first + args.seeds))
+    if args.random is not None:
+        if not args.space:
+            raise ConfigError("--random N draws from a space: give --space FILE, a JSON object such as "
+                              '{"lam": {"low": 0, "high": 1}, "student": ["sasrec", "dros"]}')
+        try:
+            space = json.loads(Path(args.space).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"--space {args.space}: cannot read it ({exc.strerror})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--space {args.space}: not valid JSON ({exc})") from None
+        points = random_points(space, args.random, args.random_seed)
+    else:
+        if args.space:
+            raise ConfigError("--space is the space of --random N: give --random N too, or drop --space")
+        points = expand_grid(parse_grid_args(args.grid))
+
+    def on_epoch(record):
+        metrics = record.get("val", record.get("test", {}))
+        print(f"  epoch {record['epoch']:3d}  lam {record['lam']:.1f}  loss {record['loss']:.4f}  "
+              f"ndcg@20 {metrics.get('ndcg@20', 0):.4f}  hr@20 {metrics.get('hr@20', 0):.4f}  "
+              f"{record['seconds']:.1f}s", flush=True)
+
+    sweep = run_sweep(PreparedDataset.load(args.data), Path(args.teacher), points, base, args.out, seeds=seeds,
+                      metric=args.metric, log=None if args.quiet else print,
+                      callbacks=None if args.quiet else Callbacks(on_epoch=on_epoch))
+    print(format_table(sweep))
+    print(f"wrote {Path(args.out) / SWEEP_FILE}")
 
 
 def cmd_recommend(args) -> None:

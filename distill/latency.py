@@ -56,3 +56,49 @@ def student_latency(model, split: Split, requests: int = 200, batch_size: int = 
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "throughput": rows / elapsed, "batch_size": batch_size, "requests": requests,
             "device": device_name(device)}
+
+
+# Timed single-history requests of a teacher (BIGRec's `latency_requests` default): few, as a
+# teacher request may be a whole LLM generation; bounded by TEACHER_BOUNDS["latency_requests"].
+LATENCY_REQUESTS = 16
+REQUEST_SPLITS = ("test", "val", "train")  # where requests come from: the first split with rows
+
+
+def percentiles_ms(timings_ms) -> dict:
+    """p50/p95/mean of request wall times in milliseconds (numpy's linear percentile)."""
+    ms = np.asarray(timings_ms, dtype=np.float64)
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean())}
+
+
+def request_source(dataset) -> tuple[str, Split] | tuple[None, None]:
+    """(name, split) whose histories the latency requests replay: test, else val, else train."""
+    for name in REQUEST_SPLITS:
+        split = dataset.split(name)
+        if len(split):
+            return name, split
+    return None, None
+
+
+def single_request_latency(request, count: int, *, warmup: int = 1, device: torch.device | None = None,
+                           should_cancel=None) -> dict | None:
+    """Time `request(i)` for i in 0..count-1, one at a time (batch 1), after `warmup` untimed
+    `request(0)` calls; `should_cancel` is asked before every call, outside the timed window.
+    None when `count` is 0. Throughput is requests/s of these sequential requests."""
+    from distill.errors import raise_if_cancelled
+    if count < 1:
+        return None
+    device = device or torch.device("cpu")
+    timings = []
+    for i in range(warmup + count):
+        raise_if_cancelled(should_cancel)
+        _sync(device)
+        start = time.perf_counter()
+        request(0 if i < warmup else i - warmup)
+        _sync(device)
+        if i >= warmup:
+            timings.append(time.perf_counter() - start)
+    total = sum(timings)
+    return {**percentiles_ms(np.array(timings) * 1000), "throughput": count / total if total > 0 else None,
+            "throughput_unit": "requests/s, single-history requests one after another",
+            "batch_size": 1, "requests": count, "warmup": warmup, "device": device_name(device)}

@@ -19,8 +19,7 @@ from distill.evaluate import most_popular_metrics
 from distill.inference import TrainedStudent
 from distill.io import read_json, write_json
 from distill.latency import student_latency
-from distill.recipe import (check_seeds, compare_students, ensure_student, ensure_teacher, seed_dir,
-                            seed_summary, student_config, train_seeds)
+from distill.recipe import check_seeds, compare_students, ensure_teacher, seed_summary, student_config, train_role
 from distill.train import Callbacks
 
 REPORTED = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
@@ -71,9 +70,9 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
         teacher_spec["model"] = options.teacher_model
     teacher_dir = ensure_teacher(dataset, teacher_spec, teacher_dir, log=log)
 
-    baseline_dirs, baseline = _train_role(dataset, baseline_config, None, baseline_dir, seeds, callbacks)
-    distilled_dirs, distilled = _train_role(dataset, student_config(options.student, overrides, {}, distilled=True),
-                                            teacher_dir, distilled_dir, seeds, callbacks)
+    baseline_dirs, baseline = train_role(dataset, baseline_config, None, baseline_dir, seeds, callbacks, log)
+    distilled_dirs, distilled = train_role(dataset, student_config(options.student, overrides, {}, distilled=True),
+                                           teacher_dir, distilled_dir, seeds, callbacks, log)
     comparison = compare_students(dataset, distilled_dirs, baseline_dirs, teacher_dir)
     write_json(workdir / "comparison.json", comparison)
 
@@ -89,21 +88,16 @@ def run_pipeline(workdir: str | Path, options: PipelineOptions, callbacks: Callb
         "uncertainty": {"baseline": baseline_seeds["uncertainty"], "distilled": distilled_seeds["uncertainty"]},
         "lam": distilled[0]["lam"],
         "lam_auto": distilled[0]["lam_auto"],
-        "lam_per_seed": [m["lam"] for m in distilled],
-        "latency": {role: student_latency(TrainedStudent.load(dirs[0]).model, dataset.test)
-                    for role, dirs in (("baseline", baseline_dirs), ("distilled", distilled_dirs))},
+        "latency": {**{role: student_latency(TrainedStudent.load(dirs[0]).model, dataset.test)
+                       for role, dirs in (("baseline", baseline_dirs), ("distilled", distilled_dirs))},
+                    # the teacher's single-history latency, where it measured one (latency.json)
+                    **({"teacher": read_json(teacher_dir / "latency.json")}
+                       if (teacher_dir / "latency.json").is_file() else {})},
         "comparison": comparison,
     }
     write_json(workdir / "summary.json", summary)
     log(format_summary(summary, options.student))
     return summary
-
-
-def _train_role(dataset, config, teacher_dir, out: Path, seeds: list[int], callbacks) -> tuple[list[Path], list[dict]]:
-    """One role's students: `out` itself for one seed, `out/seed-<s>/` each for several."""
-    if len(seeds) == 1:
-        return [out], [ensure_student(dataset, config, teacher_dir, out, callbacks, log=log)]
-    return [seed_dir(out, s) for s in seeds], train_seeds(dataset, config, teacher_dir, out, seeds, callbacks, log)
 
 
 def format_summary(summary: dict, student: str = "student") -> str:
@@ -113,7 +107,8 @@ def format_summary(summary: dict, student: str = "student") -> str:
         lines.append(f"{role:<22}" + "".join(f"{row.get(m, float('nan')):>10.4f}" for m in REPORTED))
     for role, lat in summary["latency"].items():
         lines.append(f"latency {role:<14} p50 {lat['p50_ms']:.2f} ms  p95 {lat['p95_ms']:.2f} ms  "
-                     f"{lat['throughput']:.0f} users/s at batch {lat['batch_size']}  {lat['device']}")
+                     f"{lat.get('throughput') or float('nan'):.0f} users/s at batch {lat.get('batch_size', 1)}  "
+                     f"{lat.get('device', '')}")
     seeds = summary["seeds"]
     if len(seeds) > 1:
         lines[0] += f"   (students: the mean of seeds {', '.join(map(str, seeds))})"
@@ -124,19 +119,20 @@ def format_summary(summary: dict, student: str = "student") -> str:
                 for m in REPORTED[2:]))
     lam = summary["lam"]
     choice = summary.get("lam_auto") or {}
-    lines.append(f"lambda_d chosen on val: {lam} (val ndcg@20 per lambda_d: {choice.get('val_ndcg@20')})"
-                 + (f"; per seed {summary['lam_per_seed']}" if len(seeds) > 1 else ""))
+    lines.append(f"lambda_d chosen on {choice.get('selected_on', 'val')}: {lam} "
+                 f"(val ndcg@20 per lambda_d: {choice.get('val_ndcg@20')})")
     if lam == 0:
         lines.append("note: the teacher did not improve the student on val; the distilled student is the baseline one")
     lines.append(f"protocol: {summary['protocol']}")
     if summary.get("comparison"):
-        lines.append(format_verdict(summary["comparison"], student))
+        lines.append(format_verdict(summary["comparison"], student, summary.get("lam"), summary.get("latency")))
     return "\n".join(lines)
 
 
-def format_verdict(comparison: dict, student: str = "student") -> str:
+def format_verdict(comparison: dict, student: str = "student", lam=None, latency: dict | None = None) -> str:
     """One line: the distilled student's gain over the plain one (and the teacher), its paired
-    bootstrap interval and Wilcoxon p-value, on the test users, from `compare_students`."""
+    bootstrap interval and Wilcoxon p-value, on the test users, from `compare_students`; then the
+    lambda_d used and, with `latency` ({role: {p50_ms}}), the p50 latency against the teacher's."""
     versus = comparison["distilled_vs_baseline"]
     counts = {role: len(seeds) for role, seeds in comparison["seeds"].items()}
     seeds = (f"{counts['distilled']} seed{'s' * (counts['distilled'] != 1)}" if len(set(counts.values())) == 1
@@ -146,6 +142,13 @@ def format_verdict(comparison: dict, student: str = "student") -> str:
     teacher = comparison.get("distilled_vs_teacher")
     if teacher:
         line += f"; vs teacher {_gain(teacher)}{_gain_ci(teacher)}, {_p(teacher['p_value'])}"
+    if lam is not None:
+        line += f"; λ = {lam:g}" if isinstance(lam, (int, float)) else f"; λ = {lam}"
+    latency = latency or {}
+    student_ms = (latency.get("distilled") or {}).get("p50_ms")
+    teacher_ms = (latency.get("teacher") or {}).get("p50_ms")
+    if student_ms and teacher_ms:
+        line += f"; p50 latency {student_ms:.2f} ms vs teacher {teacher_ms:.1f} ms ({teacher_ms / student_ms:,.0f}x)"
     return line
 
 

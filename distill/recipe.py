@@ -119,7 +119,84 @@ def train_seeds(dataset, config: TrainConfig, teacher_dir: Path | None, out: str
         if log is not None:
             log(f"seed {seed} ({i} of {len(seeds)})")
         metrics.append(_ensure_student(dataset, dataclasses.replace(config, seed=seed), load_teacher,
-                                       seed_dir(out, seed), callbacks, log))
+                                       seed_dir(out, seed), _share(callbacks, i - 1, len(seeds)), log))
+    return metrics
+
+
+def train_role(dataset, config: TrainConfig, teacher_dir: Path | None, out: str | Path, seeds: list[int],
+               callbacks=None, log: Callable[[str], None] | None = None) -> tuple[list[Path], list[dict]]:
+    """One role's students over `seeds`: `out` itself for one seed (the layout of a one-seed run),
+    else `out/seed-<s>/` each. With `lam=auto` and several seeds, lambda_d is chosen once for all of
+    them, on the mean val metric across seeds (`auto_over_seeds`). Returns (run dirs, metrics) in
+    the order of `seeds`."""
+    seeds = check_seeds(seeds)
+    if len(seeds) == 1:
+        return [Path(out)], [ensure_student(dataset, dataclasses.replace(config, seed=seeds[0]), teacher_dir, out,
+                                            callbacks, log=log)]
+    if config.lam_auto and teacher_dir is not None:
+        return [seed_dir(out, s) for s in seeds], auto_over_seeds(dataset, config, teacher_dir, out, seeds,
+                                                                   callbacks, log)
+    return [seed_dir(out, s) for s in seeds], train_seeds(dataset, config, teacher_dir, out, seeds, callbacks, log)
+
+
+def _share(callbacks, done: int, total: int):
+    """`callbacks` with its progress mapped to the `done`-th of `total` equal trainings."""
+    from distill.train import Callbacks
+    if callbacks is None:
+        return None
+    return Callbacks(on_epoch=callbacks.on_epoch, should_cancel=callbacks.should_cancel,
+                     on_progress=lambda f: callbacks.progress((done + f) / total))
+
+
+def auto_over_seeds(dataset, config: TrainConfig, teacher_dir: Path, out: str | Path, seeds: list[int],
+                    callbacks=None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """`lam=auto` over several seeds: every lambda_d of LAM_GRID trained with every seed (into
+    `out/lam-<l>/seed-<s>/`, lambda_d 0 without the teacher, as `train`'s grid), the lambda_d with
+    the best *mean* val NDCG@20 across seeds kept (ties to the smaller one), its runs copied to
+    `out/seed-<s>/` with the choice (`lam_auto`, every candidate's mean val and test) in their
+    metrics.json. As many trainings as one seed's `lam=auto` times the seeds; resumable."""
+    import shutil
+
+    from distill.config import LAM_GRID
+    from distill.io import atomic_directory, read_json, write_json
+    from distill.train import SELECTION_METRIC
+    out = Path(out)
+    seeds = check_seeds(seeds)
+    if all((seed_dir(out, s) / "metrics.json").is_file() for s in seeds):
+        return [read_json(seed_dir(out, s) / "metrics.json") for s in seeds]
+    load_teacher = functools.cache(lambda: _load_teacher(dataset, teacher_dir))
+    candidates: dict[float, list[dict]] = {}
+    total = len(LAM_GRID) * len(seeds)
+    for i, lam in enumerate(LAM_GRID):
+        fixed = dataclasses.replace(config, lam=str(lam))
+        candidates[lam] = []
+        for j, seed in enumerate(seeds):
+            if log is not None:
+                log(f"lambda_d {lam}, seed {seed} ({i * len(seeds) + j + 1} of {total})")
+            candidates[lam].append(_ensure_student(
+                dataset, dataclasses.replace(fixed, seed=seed), load_teacher if lam > 0 else (lambda: None),
+                out / f"lam-{lam}" / f"seed-{seed}", _share(callbacks, i * len(seeds) + j, total), log))
+    mean = {lam: float(np.mean([m["val"].get(SELECTION_METRIC, 0.0) for m in runs])) for lam, runs in candidates.items()}
+    best = max(LAM_GRID, key=lambda lam: (mean[lam], -lam))
+    choice = {
+        "grid": list(LAM_GRID), "chosen": best, "selected_on": "val, the mean over seeds", "seeds": seeds,
+        f"val_{SELECTION_METRIC}": {str(lam): round(value, 6) for lam, value in mean.items()},
+        f"test_{SELECTION_METRIC}": {str(lam): round(float(np.mean([m["test"].get(SELECTION_METRIC, 0.0) for m in runs])), 6)
+                                     for lam, runs in candidates.items()},
+        f"val_{SELECTION_METRIC}_per_seed": {str(lam): [m["val"].get(SELECTION_METRIC, 0.0) for m in runs]
+                                             for lam, runs in candidates.items()},
+        "baseline_val": mean[0.0],
+        "best_epoch": {str(lam): [m["best_epoch"] for m in runs] for lam, runs in candidates.items()},
+        "stopped_by": {str(lam): [m.get("stopped_by") for m in runs] for lam, runs in candidates.items()},
+    }
+    metrics = []
+    for seed, run in zip(seeds, candidates[best]):
+        target = seed_dir(out, seed)
+        if not (target / "metrics.json").is_file():
+            with atomic_directory(target) as tmp:
+                shutil.copytree(out / f"lam-{best}" / f"seed-{seed}", tmp, dirs_exist_ok=True)
+                write_json(tmp / "metrics.json", {**run, "lam_auto": choice})
+        metrics.append(read_json(target / "metrics.json"))
     return metrics
 
 
@@ -141,7 +218,8 @@ def seed_summary(metrics_list: list[dict]) -> dict:
 def compare_students(dataset, distilled_dirs: list, baseline_dirs: list, teacher_dir: Path | None = None,
                      metric: str = "ndcg@20") -> dict:
     """Paired comparisons on the test split (`distill.stats.paired_comparison`): the distilled
-    students against the baseline ones and, with `teacher_dir`, against the teacher. Each role's
+    students against the baseline ones and, with `teacher_dir`, against the teacher (None, with
+    `teacher_note` saying why, when the teacher's lists are shorter than the metric's cutoff). Each role's
     per-instance `metric` is averaged over its seeds' runs first, then over each user's instances,
     so the pairs are users."""
     from distill.evaluate import per_user_mean, per_user_scores, teacher_per_user_scores
@@ -172,8 +250,9 @@ def compare_students(dataset, distilled_dirs: list, baseline_dirs: list, teacher
     if teacher_dir is not None:
         ids = TeacherArtifacts.load(teacher_dir, dataset).ids["test"]
         if ids.shape[1] < cutoff:
-            raise ConfigError(f"{teacher_dir}: the teacher's lists hold {ids.shape[1]} items; {metric} needs at "
-                              f"least {cutoff} (rebuild the teacher with --k {cutoff})")
+            result["teacher_note"] = (f"no comparison with the teacher: its lists hold {ids.shape[1]} items and "
+                                      f"{metric} needs {cutoff} (rebuild the teacher with k={cutoff})")
+            return result
         rows = len(ids)   # a --limit smoke teacher ranks the first rows only: compare on those
         teacher = teacher_per_user_scores(ids, split.next[:rows], (cutoff,))[metric]
         _, teacher_users = per_user_mean(teacher, split.user[:rows])

@@ -169,7 +169,8 @@ def _train_one(dataset: PreparedDataset, config: TrainConfig, lam: float, teache
             total_loss += loss.detach() * idx.shape[0]
         train_seconds = time.perf_counter() - epoch_start
         metrics = evaluate_split(model, selection_split, config, device)
-        record = {"epoch": epoch, "lam": lam, "loss": float(total_loss) / n, "seconds": train_seconds,
+        record = {"epoch": epoch, "lam": lam, "seed": config.seed, "loss": float(total_loss) / n,
+                  "seconds": train_seconds,
                   config.selection: metrics}
         history.append(record)
         callbacks.epoch(record)

@@ -25,6 +25,9 @@ PORT = int(os.environ.get("DEMO_PORT", "8000"))
 URL = f"http://127.0.0.1:{PORT}"
 
 
+SEEDS = int(os.environ.get("DEMO_SEEDS", "3"))   # students per role: the verdict's interval over seeds
+
+
 def main() -> int:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("STORAGE_ROOT", str(OUT / "storage"))
@@ -74,8 +77,10 @@ def main() -> int:
         dataset = demo_dataset(api)
         run = api.post("/api/runs/", {
             "dataset": dataset["id"], "name": f"demo {time.strftime('%H:%M:%S')}", "student": "sasrec",
-            "teacher": {"backend": "semantic"}, "distill": {"lam": "auto"}, "train": {"epochs": 30}, "tags": ["demo"]})
-        print(f"run {run['id']} queued: semantic teacher (all-MiniLM-L6-v2), SASRec baseline and distilled", flush=True)
+            "teacher": {"backend": "semantic"}, "distill": {"lam": "auto"}, "train": {"epochs": 30}, "seeds": SEEDS,
+            "tags": ["demo"]})
+        print(f"run {run['id']} queued: semantic teacher (all-MiniLM-L6-v2), SASRec baseline and distilled, "
+              f"{SEEDS} seeds each", flush=True)
         shown = ("", -1.0)
         while run["status"] in ("queued", "running"):
             time.sleep(2)
@@ -186,13 +191,15 @@ def report(run: dict) -> str:
     for role, lat in run["latency"].items():
         lines.append(f"latency {role:<10} p50 {lat['p50_ms']:.2f} ms  p95 {lat['p95_ms']:.2f} ms  "
                      f"{lat['throughput']:.0f} users/s  {lat['device']}")
-    for key, against in (("distilled_vs_baseline", "plain"), ("distilled_vs_teacher", "teacher")):
-        paired = (run.get("comparison") or {}).get(key)
-        if paired and paired.get("gain_pct") is not None:
-            lo, hi = paired["ci95_pct"]
-            lines.append(f"distilled vs {against:<8} {paired['gain_pct']:+.1f}% {paired['metric'].upper()} "
-                         f"[95% CI {lo:+.1f}, {hi:+.1f}], p = {paired['p_value']:.2g} "
-                         f"(Wilcoxon, {paired['n_users']} test users)")
+    for role in ("baseline", "distilled"):
+        interval = (run.get("uncertainty") or {}).get(role, {}).get("test", {}).get("ndcg@20")
+        if interval and interval["n"] > 1:
+            lines.append(f"{role:<10} test NDCG@20 over {interval['n']} seeds: {interval['mean']:.4f} "
+                         f"[95% CI {interval['ci95'][0]:.4f}, {interval['ci95'][1]:.4f}]")
+    if run.get("comparison"):
+        from distill.pipeline import format_verdict
+        lam = ((run.get("chosen") or {}).get("distilled") or {}).get("lam")
+        lines.append("verdict: " + format_verdict(run["comparison"], run["config"]["student"], lam, run["latency"]))
     return "\n".join(lines)
 
 

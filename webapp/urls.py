@@ -10,6 +10,7 @@ from webapp.studio import api, health, views
 router = DefaultRouter()
 router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("runs", api.RunViewSet, basename="run")
+router.register("studies", api.StudyViewSet, basename="study")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -31,6 +32,8 @@ urlpatterns = [
     path("runs/<int:pk>/curves/", views.run_curves, name="run-curves"),
     re_path(r"^runs/(?P<pk>[0-9]+)/(?P<action>cancel|retry|delete)/$", views.run_action, name="run-action"),
     path("runs/<int:pk>/artifacts/<int:artifact>/", views.artifact_download, name="artifact-download"),
+    path("studies/", views.study_list, name="study-list"),
+    path("studies/<int:pk>/", views.study_detail, name="study-detail"),
     path("datasets/", views.dataset_list, name="dataset-list"),
     path("datasets/upload/", views.dataset_upload, name="dataset-upload"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),

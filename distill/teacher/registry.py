@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from distill.errors import ConfigError
+from distill.latency import LATENCY_REQUESTS
 from distill.teacher.prompts import PRESETS
 from distill.teacher.semantic import HISTORY_MODES
 
@@ -36,7 +37,7 @@ TEACHER_BOUNDS: dict[str, tuple[int, int] | tuple[float, float]] = {
     "block": (1, 100_000),            # instances generated and checkpointed together
     "max_new_tokens": (1, 512),       # generation steps per prompt
     "limit": (1, 10**7),              # instances of each split (a smoke run)
-    "latency_requests": (0, 10_000),  # timed single-history requests
+    "latency_requests": (0, 10_000),  # timed single-history requests (0: no latency.json)
     "tensor_parallel": (1, 64),       # GPUs per vLLM engine
     "gpu_memory": (0.05, 0.99),       # vLLM's share of the GPU memory
     "max_empty": (0.0, 1.0),          # share of empty generations accepted
@@ -62,16 +63,20 @@ class TeacherKind:
     description: str = ""     # one line, for progress messages
 
 
-def _build_titles(dataset, out, *, cache=None, log=None, should_cancel=None, k: int = 20, dim: int = 256) -> Path:
-    from distill.teacher.titles import title_teacher
-    return _save(title_teacher(dataset, k=k, dim=dim, should_cancel=should_cancel), dataset, out)
+def _build_titles(dataset, out, *, cache=None, log=None, should_cancel=None, k: int = 20, dim: int = 256,
+                  latency_requests: int = LATENCY_REQUESTS) -> Path:
+    from distill.teacher.titles import title_latency, title_teacher
+    artifacts = title_teacher(dataset, k=k, dim=dim, should_cancel=should_cancel)
+    return _save(artifacts, dataset, out, title_latency(dataset, artifacts, latency_requests, should_cancel))
 
 
 def _build_semantic(dataset, out, *, cache=None, log=None, should_cancel=None, model=None, k: int = 20,
-                    exclude_history: bool = False, history: str = "mean") -> Path:
-    from distill.teacher.semantic import semantic_teacher
-    return _save(semantic_teacher(dataset, model, k=k, exclude_history=exclude_history, history=history,
-                                  should_cancel=should_cancel), dataset, out)
+                    exclude_history: bool = False, history: str = "mean",
+                    latency_requests: int = LATENCY_REQUESTS) -> Path:
+    from distill.teacher.semantic import semantic_latency, semantic_teacher
+    artifacts = semantic_teacher(dataset, model, k=k, exclude_history=exclude_history, history=history,
+                                 should_cancel=should_cancel)
+    return _save(artifacts, dataset, out, semantic_latency(dataset, artifacts, latency_requests, should_cancel))
 
 
 def legacy_kind(backend: str) -> str:
@@ -97,19 +102,22 @@ def _build_bigrec(dataset, out, *, cache=None, log=None, should_cancel=None, **o
     return Path(result["path"])
 
 
-def _save(artifacts, dataset, out) -> Path:
+def _save(artifacts, dataset, out, latency: dict | None = None) -> Path:
+    """Write `artifacts` and their metrics.json (and `latency`, when measured, as latency.json) to `out`."""
     from distill.evaluate import teacher_report
     if out is None:
         raise ConfigError(f"teacher {artifacts.meta['teacher']['kind']}: an output directory is needed "
                           "(only bigrec keeps its result in a cache)")
-    artifacts.save(out, metrics=teacher_report(artifacts, dataset))
+    artifacts.save(out, metrics=teacher_report(artifacts, dataset),
+                   extra=None if latency is None else {"latency.json": latency})
     return Path(out)
 
 
 TEACHERS: dict[str, TeacherKind] = {
-    "semantic": TeacherKind("semantic", frozenset({"k", "model", "exclude_history", "history"}), _build_semantic,
-                            "sentence encoder over the titles"),
-    "titles": TeacherKind("titles", frozenset({"k", "dim"}), _build_titles, "title similarity (TF-IDF)"),
+    "semantic": TeacherKind("semantic", frozenset({"k", "model", "exclude_history", "history", "latency_requests"}),
+                            _build_semantic, "sentence encoder over the titles"),
+    "titles": TeacherKind("titles", frozenset({"k", "dim", "latency_requests"}), _build_titles,
+                          "title similarity (TF-IDF)"),
     "bigrec": TeacherKind("bigrec", frozenset({
         "backend", "model", "adapter", "k", "beams", "max_new_tokens", "batch", "block", "style", "template",
         "exclude_history", "limit", "device", "dtype", "tensor_parallel", "gpu_memory", "latency_requests",

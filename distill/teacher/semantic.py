@@ -16,10 +16,12 @@ import torch
 
 from distill.data.dataset import SPLITS, PreparedDataset
 from distill.errors import TeacherError, raise_if_cancelled
+from distill.latency import LATENCY_REQUESTS, request_source, single_request_latency
 from distill.teacher import llm
 from distill.teacher.artifacts import TeacherArtifacts
 from distill.teacher.grounding import nearest_items
-from distill.teacher.titles import RECENCY_DECAY, rank_split, require_list_length
+from distill.teacher.titles import (RECENCY_DECAY, check_latency_requests, profile_latency, rank_split,
+                                   require_list_length)
 
 
 def default_encoder() -> Path:
@@ -65,6 +67,12 @@ def encode_texts(texts: list[str], tokenizer, model, batch: int = 256, max_lengt
 
 
 HISTORY_MODES = ("mean", "text")
+TEXT_MAX_LENGTH = 256  # tokens of a history encoded as one text (history="text")
+
+
+def history_text(titles: list[str], row: list[int], length: int) -> str:
+    """A history as one text for `history="text"`: its titles joined, oldest first."""
+    return ", ".join(titles[i] for i in row[:length])
 
 
 def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, k: int = 20,
@@ -92,8 +100,8 @@ def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, 
             ids[name], distances[name], targets[name] = rank_split(split, items, k, batch, exclude_history,
                                                                    should_cancel)
             continue
-        texts = [", ".join(dataset.titles[i] for i in row[:n]) for row, n in zip(split.seq.tolist(), split.len_seq.tolist())]
-        queries = encode_texts(texts, tokenizer, encoder, max_length=256, should_cancel=should_cancel)
+        texts = [history_text(dataset.titles, row, n) for row, n in zip(split.seq.tolist(), split.len_seq.tolist())]
+        queries = encode_texts(texts, tokenizer, encoder, max_length=TEXT_MAX_LENGTH, should_cancel=should_cancel)
         ranked = nearest_items(queries, items, k, histories=split.seq, targets=split.next,
                                should_cancel=should_cancel)
         ids[name] = ranked["ids_new" if exclude_history else "ids"]
@@ -106,3 +114,37 @@ def semantic_teacher(dataset: PreparedDataset, model: str | Path | None = None, 
     if history == "mean":
         teacher["recency_decay"] = RECENCY_DECAY
     return TeacherArtifacts.build(dataset, ids, distances, items.numpy(), teacher, targets)
+
+
+def semantic_latency(dataset: PreparedDataset, artifacts: TeacherArtifacts, requests: int = LATENCY_REQUESTS,
+                     should_cancel: Callable[[], bool] | None = None, encoder=None) -> dict | None:
+    """`latency.json` of a semantic teacher's `artifacts`: single-history requests (batch 1) over
+    `requests` histories of the test split (else val, else train), after one untimed warm-up; None
+    for `requests` 0. A request is what the teacher computes for one instance: with history=mean
+    the recency-weighted profile of the item vectors (no encoder pass: items are encoded once,
+    before the requests) -> L2 to every item -> top k (`titles.profile_latency`); with
+    history=text the history's titles joined -> encoder -> L2 to every item -> top k. `encoder`
+    is (tokenizer, model); by default the artifacts' model is loaded again (text mode only).
+    Reads the artifacts, never changes them."""
+    teacher = artifacts.meta["teacher"]
+    items = torch.from_numpy(artifacts.item_embeddings)
+    k, exclude_history = artifacts.k, teacher["exclude_history"]
+    mode = "mean" if teacher["history"] == "recency-weighted mean" else "text"
+    if mode == "mean":
+        result = profile_latency(dataset, items, k, exclude_history, requests, should_cancel)
+        return None if result is None else {"kind": "semantic", "history": mode, **result}
+    check_latency_requests(requests)
+    name, split = request_source(dataset)
+    if split is None or requests == 0:
+        return None
+    raise_if_cancelled(should_cancel)
+    tokenizer, model = encoder if encoder is not None else load_encoder(teacher["model"])
+    seq, len_seq = split.seq, split.len_seq
+
+    def request(i: int) -> None:
+        text = history_text(dataset.titles, seq[i].tolist(), int(len_seq[i]))
+        query = encode_texts([text], tokenizer, model, batch=1, max_length=TEXT_MAX_LENGTH)
+        nearest_items(query, items, k, histories=seq[i:i + 1] if exclude_history else None)  # ids_new or ids
+
+    result = single_request_latency(request, min(requests, len(split)), should_cancel=should_cancel)
+    return {"kind": "semantic", "history": mode, **result, "split": name}

@@ -22,6 +22,7 @@ import torch
 
 from distill.data.dataset import SPLITS, PreparedDataset, Split
 from distill.errors import TeacherError, raise_if_cancelled
+from distill.latency import LATENCY_REQUESTS, request_source, single_request_latency
 from distill.teacher.artifacts import TeacherArtifacts
 
 TOKEN = re.compile(r"\w+")
@@ -128,37 +129,93 @@ def rank_split(split: Split, items: torch.Tensor, k: int, batch: int, exclude_hi
     """Top-k item ids (int64) and L2 distances (float32, ascending) for every instance of `split`,
     and the distance to its true next item (the per-instance confidence of docs/method.md §4, `paper`).
     `should_cancel` is asked before each batch of `batch` instances."""
-    num_items, dim = items.shape
     if len(split) == 0:
         return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), np.zeros(0, dtype=np.float32)
-    # Row num_items is the padding id's all-zero vector, so padded positions gather zeros.
-    table = torch.cat([items, items.new_zeros(1, dim)])
+    table = _padded_table(items)
     arrays = split.arrays()  # int64, as indexing needs
     seq, len_seq = torch.from_numpy(arrays["seq"]), torch.from_numpy(arrays["len_seq"])
-    position = torch.arange(seq.shape[1])
     targets = torch.from_numpy(arrays["next"])
     ids, distances, target_distances = [], [], []
     for start in range(0, len(split), batch):
         raise_if_cancelled(should_cancel)
         history, length = seq[start:start + batch], len_seq[start:start + batch]
-        age = length[:, None] - 1 - position  # 0 for the latest item, negative on padding
-        weight = torch.where(age >= 0, RECENCY_DECAY ** age.clamp_min(0).float(), 0.0)
-        profile = _normalise(torch.einsum("bl,bld->bd", weight, table[history]))
-        # ||p - e||^2 expanded so the whole batch is one matmul against the catalogue, with
-        # ||e||^2 = 1: an item without title words then sits as far as an unrelated one instead of
-        # nearer (its zero vector is at distance ||p|| = 1 < sqrt(2)).
-        squared = ((profile * profile).sum(1, keepdim=True) + 1 - 2 * profile @ items.T).clamp_min_(0)
+        squared = _squared_distances(history, length, table, items)
         target_distances.append(squared.gather(1, targets[start:start + batch, None]).squeeze(1).sqrt())
-        if exclude_history:
-            # Padding is redirected to the first history item (len_seq >= 1), which is penalised
-            # anyway; repeated ids all write the same value, read before any write.
-            seen = torch.where(history == num_items, history[:, :1], history)
-            squared.scatter_(1, seen, squared.gather(1, seen) + HISTORY_PENALTY)
-        top = torch.topk(squared, k, dim=1, largest=False, sorted=True)
-        ids.append(top.indices)
-        distances.append(top.values.sqrt())
+        top_ids, top_distances = _top_k(squared, history, k, exclude_history)
+        ids.append(top_ids)
+        distances.append(top_distances)
     return (torch.cat(ids).numpy().astype(np.int64), torch.cat(distances).numpy().astype(np.float32),
             torch.cat(target_distances).numpy().astype(np.float32))
+
+
+def _padded_table(items: torch.Tensor) -> torch.Tensor:
+    """Row num_items is the padding id's all-zero vector, so padded positions gather zeros."""
+    return torch.cat([items, items.new_zeros(1, items.shape[1])])
+
+
+def _squared_distances(history: torch.Tensor, length: torch.Tensor, table: torch.Tensor,
+                       items: torch.Tensor) -> torch.Tensor:
+    """[b, num_items] squared L2 distances from each history's profile to every item."""
+    position = torch.arange(history.shape[1])
+    age = length[:, None] - 1 - position  # 0 for the latest item, negative on padding
+    weight = torch.where(age >= 0, RECENCY_DECAY ** age.clamp_min(0).float(), 0.0)
+    profile = _normalise(torch.einsum("bl,bld->bd", weight, table[history]))
+    # ||p - e||^2 expanded so the whole batch is one matmul against the catalogue, with
+    # ||e||^2 = 1: an item without title words then sits as far as an unrelated one instead of
+    # nearer (its zero vector is at distance ||p|| = 1 < sqrt(2)).
+    return ((profile * profile).sum(1, keepdim=True) + 1 - 2 * profile @ items.T).clamp_min_(0)
+
+
+def _top_k(squared: torch.Tensor, history: torch.Tensor, k: int,
+           exclude_history: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k ids and L2 distances of `squared` (modified in place when `exclude_history`)."""
+    if exclude_history:
+        # Padding is redirected to the first history item (len_seq >= 1), which is penalised
+        # anyway; repeated ids all write the same value, read before any write.
+        seen = torch.where(history == squared.shape[1], history[:, :1], history)
+        squared.scatter_(1, seen, squared.gather(1, seen) + HISTORY_PENALTY)
+    top = torch.topk(squared, k, dim=1, largest=False, sorted=True)
+    return top.indices, top.values.sqrt()
+
+
+def profile_latency(dataset: PreparedDataset, items: torch.Tensor, k: int, exclude_history: bool,
+                    requests: int = LATENCY_REQUESTS,
+                    should_cancel: Callable[[], bool] | None = None) -> dict | None:
+    """Single-history latency of ranking by the recency-weighted profile (the titles teacher, and
+    the semantic one with history=mean): each request takes one user's raw history, builds its
+    profile from the item vectors, scores every item and takes the top k, exactly as `rank_split`
+    does for a batch. The item table is built once, before the requests (as a server would).
+    `requests` histories of the test split (else val, else train), after one untimed warm-up;
+    None when there are none to time (`requests` 0)."""
+    check_latency_requests(requests)
+    name, split = request_source(dataset)
+    if split is None or requests == 0:
+        return None
+    table = _padded_table(items)
+    seq, len_seq = split.seq, split.len_seq
+
+    def request(i: int) -> None:
+        history = torch.from_numpy(np.ascontiguousarray(seq[i:i + 1], dtype=np.int64))
+        length = torch.from_numpy(np.ascontiguousarray(len_seq[i:i + 1], dtype=np.int64))
+        _top_k(_squared_distances(history, length, table, items), history, k, exclude_history)
+
+    return {**single_request_latency(request, min(requests, len(split)), should_cancel=should_cancel), "split": name}
+
+
+def title_latency(dataset: PreparedDataset, artifacts: TeacherArtifacts, requests: int = LATENCY_REQUESTS,
+                  should_cancel: Callable[[], bool] | None = None) -> dict | None:
+    """`latency.json` of a titles teacher's `artifacts` (see `profile_latency`); None for `requests` 0.
+    Reads the artifacts, never changes them."""
+    teacher = artifacts.meta["teacher"]
+    result = profile_latency(dataset, torch.from_numpy(artifacts.item_embeddings), artifacts.k,
+                             teacher["exclude_history"], requests, should_cancel)
+    return None if result is None else {"kind": "titles", **result}
+
+
+def check_latency_requests(requests: int) -> None:
+    """The option's TEACHER_BOUNDS (as parse_teacher checks it), for callers that bypass the registry."""
+    from distill.teacher.registry import check_teacher_option  # the registry imports this module
+    check_teacher_option("latency_requests", requests)
 
 
 def _normalise(vectors: torch.Tensor) -> torch.Tensor:

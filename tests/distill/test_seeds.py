@@ -11,7 +11,7 @@ from distill.errors import ConfigError
 from distill.evaluate import per_user_mean, per_user_scores
 from distill.inference import TrainedStudent
 from distill.recipe import (check_seeds, compare_students, ensure_teacher, seed_dir, seed_summary,
-                            student_config, train_seeds)
+                            student_config, train_role, train_seeds)
 from distill.teacher.artifacts import TeacherArtifacts
 
 from factories import chain_dataset
@@ -121,3 +121,37 @@ def test_an_unknown_metric_is_refused(world):
     runs = [seed_dir(root / "baseline", 0)]
     with pytest.raises(ConfigError, match="use hr@K, ndcg@K or mrr@K"):
         compare_students(dataset, runs, runs, metric="recall@20")
+
+
+@pytest.fixture(scope="module")
+def auto_seeds(world):
+    """lam=auto over two seeds: one lambda_d for both, chosen on the mean val NDCG@20."""
+    dataset, root, _, _ = world
+    config = student_config("gru4rec", TINY, {}, distilled=True)
+    dirs, metrics = train_role(dataset, config, root / "teacher", root / "auto", [0, 1])
+    return root / "auto", dirs, metrics
+
+
+def test_lam_auto_over_seeds_keeps_the_lambda_with_the_best_mean_val(auto_seeds):
+    out, _, metrics = auto_seeds
+    per_lambda = {}
+    for candidate in sorted(out.glob("lam-*")):
+        runs = [json.loads((candidate / f"seed-{s}" / "metrics.json").read_text()) for s in (0, 1)]
+        per_lambda[float(candidate.name[4:])] = np.mean([r["val"]["ndcg@20"] for r in runs])
+    best = max(sorted(per_lambda), key=lambda lam: (per_lambda[lam], -lam))
+    assert [m["lam"] for m in metrics] == [best, best]
+    assert metrics[0]["lam_auto"]["chosen"] == best and metrics[0]["lam_auto"]["selected_on"].startswith("val")
+
+
+def test_lam_auto_over_seeds_serves_the_chosen_lambdas_runs(auto_seeds):
+    out, dirs, metrics = auto_seeds
+    assert dirs == [seed_dir(out, 0), seed_dir(out, 1)]
+    chosen = out / f"lam-{metrics[0]['lam']}"
+    for seed, directory in zip((0, 1), dirs):
+        assert (directory / "model.safetensors").read_bytes() == (chosen / f"seed-{seed}" / "model.safetensors").read_bytes()
+
+
+def test_one_seed_keeps_the_one_run_layout(world, tmp_path):
+    dataset, _, _, _ = world
+    dirs, metrics = train_role(dataset, student_config("gru4rec", TINY, {}, distilled=False), None, tmp_path / "one", [3])
+    assert dirs == [tmp_path / "one"] and metrics[0]["protocol"]["seed"] == 3

@@ -16,8 +16,8 @@ from factories import WORDS, chain_dataset
 
 def test_the_registry_holds_three_kinds_with_their_options():
     assert list(TEACHERS) == ["semantic", "titles", "bigrec"]
-    assert TEACHERS["titles"].options == frozenset({"k", "dim"})
-    assert TEACHERS["semantic"].options == frozenset({"k", "model", "exclude_history", "history"})
+    assert TEACHERS["titles"].options == frozenset({"k", "dim", "latency_requests"})
+    assert TEACHERS["semantic"].options == frozenset({"k", "model", "exclude_history", "history", "latency_requests"})
     assert {"backend", "model", "adapter", "k", "beams", "block", "batch"} <= TEACHERS["bigrec"].options
     assert "shards" not in TEACHERS["bigrec"].options  # the service's option, stripped before the library
     assert all(isinstance(kind, TeacherKind) and kind.name == name for name, kind in TEACHERS.items())
@@ -52,7 +52,8 @@ def test_parse_teacher_leaves_its_argument_alone():
     ({"backend": "gpt"}, "backend 'gpt' is not one of semantic, titles, hf, vllm"),
     ({"kind": "bigrec", "backend": "tgi"}, "backend 'tgi' is not one of hf, vllm"),
     ({"backend": "semantic", "beams": 4},
-     "unknown option(s) 'beams' for teacher kind 'semantic'; known: exclude_history, history, k, model"),
+     "unknown option(s) 'beams' for teacher kind 'semantic'; known: exclude_history, history, k, latency_requests, "
+     "model"),
     ({"kind": "titles", "model": "x", "dims": 3}, "unknown option(s) 'dims', 'model' for teacher kind 'titles'; "
                                                   "known: dim, k"),
     ({"kind": "bigrec", "shards": 2}, "unknown option(s) 'shards' for teacher kind 'bigrec'; known: adapter, "),

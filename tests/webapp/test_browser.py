@@ -152,3 +152,30 @@ def test_log_in_upload_launch_watch_inspect_and_compare_in_chromium(worker, brow
     shot(page, "08-phone-run-detail")
 
     assert page.problems == []
+
+
+def test_the_compare_page_holds_five_runs_at_1280_px(browser_page, django_user_model):
+    from tests.factories import finished_run, ready_dataset
+    page = browser_page
+    dave = django_user_model.objects.create_user("dave", password="dave-password-123")
+    dataset = ready_dataset(dave)
+    runs = [finished_run(dave, dataset, name=f"a long descriptive run name number {i}", lam=0.1 * i)
+            for i in range(1, 6)]
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("dave")
+    page.get_by_label("Password").fill("dave-password-123")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/$"))
+    page.goto("/runs/compare/?ids=" + ",".join(str(r.pk) for r in runs))
+    shot(page, "09-compare-five-runs")
+    table = page.locator("table.compare")
+    # every metric name on one line, every run's column inside the page's 1280 px
+    heights = table.locator("tbody th[scope=row]").evaluate_all("cells => cells.map(c => c.getBoundingClientRect().height)")
+    assert max(heights) < 2 * min(heights), heights
+    right = table.locator("thead th").last.evaluate("th => th.getBoundingClientRect().right")
+    assert right <= 1280, right
+    # the lambda axis of the parallel-coordinates chart is numeric: no "auto" category
+    axes = page.evaluate("JSON.parse(document.getElementById('chart-data').textContent).parallel.axes")
+    lam = next(axis for axis in axes if axis["name"] == "lam")
+    assert [float(label) for label in lam["labels"]] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert page.problems == []

@@ -44,5 +44,5 @@ def test_run_detail_opens_with_the_verdict_its_interval_and_p_value(web, dataset
     body = web.get(f"/runs/{run.pk}/").content.decode()
     verdict = body[body.index('id="verdict-h"'):body.index('id="stages-h"')]
     assert ("Distilled sasrec vs the plain student: +12.0% NDCG@20 [95% CI +3.0%, +20.5%], p = 0.0041 "
-            "(wilcoxon signed-rank, 943 users)") in verdict
+            "(wilcoxon signed-rank, 943 users, over 1 seed)") in verdict
     assert "vs the teacher: -4.2% NDCG@20 [95% CI -9.0%, +1.0%], p = 0.21" in verdict

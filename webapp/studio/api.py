@@ -16,10 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from webapp.studio import services
-from webapp.studio.models import Dataset, EpochMetric, Run
+from webapp.studio.models import Dataset, EpochMetric, Run, Study
 from webapp.studio.serializers import (DatasetSerializer, DatasetUploadSerializer, RunCreateSerializer,
-                                       RunListSerializer, RunSerializer, chosen_of, comparison_of, latency_of,
-                                       metrics_of, parse_id, text_problem)
+                                       RunListSerializer, RunSerializer, StudyCreateSerializer, StudyListSerializer,
+                                       StudySerializer, chosen_of, comparison_of, latency_of, metrics_of, parse_id,
+                                       text_problem)
 from webapp.studio.services import ServiceError
 from webapp.studio.throttles import UploadThrottle
 
@@ -183,7 +184,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         data = serializer.validated_data
         run = services.create_run(request.user, data["dataset"], data["name"], student=data["student"],
                                   teacher=data["teacher"], distill=data["distill"], train=data["train"],
-                                  tags=data["tags"])
+                                  tags=data["tags"], seeds=data["seeds"], seed_list=data.get("seed_list"))
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
@@ -216,6 +217,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             raise NotFound(f"no run(s) {missing} among yours")
         return Response({"runs": [{"id": i, "name": runs[i].name, "status": runs[i].status,
                                    "config": runs[i].config, "metrics": metrics_of(runs[i]),
+                                   "uncertainty": runs[i].analysis.get("uncertainty", {}),
                                    "latency": latency_of(runs[i]), "comparison": comparison_of(runs[i]),
                                    "chosen": chosen_of(runs[i])} for i in ids]})
 
@@ -224,7 +226,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
     def curves(self, request, pk=None):
         run = self.get_object()
         rows = EpochMetric.objects.filter(run=run)
-        return Response({"curves": [{"role": r.role, "lam": r.lam, "epoch": r.epoch, "loss": r.loss,
+        return Response({"curves": [{"role": r.role, "lam": r.lam, "seed": r.seed, "epoch": r.epoch, "loss": r.loss,
                                      "seconds": r.seconds, "val": r.val} for r in rows]})
 
     @extend_schema(request=inline_serializer("RecommendRequest", {
@@ -236,6 +238,44 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
     def recommend(self, request, pk=None):
         """The distilled student's top-k after a history of item ids as in the uploaded files."""
         return Response({"items": services.recommend(self.get_object(), request.data)})
+
+
+# ----------------------------------------------------------------------------- studies
+
+class StudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                   viewsets.GenericViewSet):
+    """Sweeps as one job: one child run per point, one teacher, the best point chosen on val."""
+    serializer_class = StudySerializer
+    queryset = Study.objects.none()  # for the schema; requests use get_queryset (owner-scoped)
+    throttle_classes = [UploadThrottle]
+    throttle_scope = "runs"
+
+    def get_queryset(self):
+        return Study.objects.filter(owner=self.request.user)
+
+    def get_serializer_class(self):
+        return StudyListSerializer if self.action == "list" else StudySerializer
+
+    @extend_schema(request=StudyCreateSerializer, responses={201: StudySerializer})
+    def create(self, request):
+        from webapp.studio.studies import create_study
+        serializer = StudyCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        study = create_study(request.user, data["dataset"], data["name"], data["base"], grid=data.get("grid"),
+                             random=data.get("random"), tags=data["tags"])
+        return Response(StudySerializer(study).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        from webapp.studio.studies import delete_study
+        delete_study(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=StudySerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        from webapp.studio.studies import cancel_study
+        return Response(StudySerializer(cancel_study(self.get_object())).data)
 
 
 # ----------------------------------------------------------------------------- models

@@ -73,6 +73,9 @@ class RunForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), help_text="a dataset of yours (a run on one still being prepared waits for it)")
     tags = forms.CharField(required=False, max_length=500, help_text="comma-separated, e.g. sweep-1, ml100k")
     student = StudentField(initial="sasrec", help_text="the sequential recommender to distil into")
+    seeds = forms.IntegerField(initial=1, min_value=1, max_value=20, label="Seeds",
+                               help_text="students per role (seeds 0..n-1, shared by plain and distilled): "
+                                         "3 or more give the verdict an interval over training noise")
     teacher_backend = forms.ChoiceField(choices=[(b, b) for b in LEGACY_BACKENDS], initial="semantic",
                                         label="Teacher backend", help_text=TEACHER_HELP["backend"])
     teacher_model = forms.CharField(required=False, max_length=500, label="Teacher model",
@@ -104,7 +107,7 @@ class RunForm(forms.Form):
         train = [(n, o) for n, o in self.option_fields if o["section"] == "train"]
         distill = [(n, o) for n, o in self.option_fields if o["section"] == "distill"]
         return [
-            ("Run", "run", pick(["name", "dataset", "tags", "student"])),
+            ("Run", "run", pick(["name", "dataset", "tags", "student", "seeds"])),
             ("Teacher", "teacher", pick(["teacher_backend", "teacher_model", "teacher_adapter", "teacher_k",
                                          "teacher_shards", "teacher_exclude_history", "teacher_extra"])),
             ("Training", "train", pick([n for n, o in train if o["common"]])),

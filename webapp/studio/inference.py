@@ -16,12 +16,12 @@ class StudentCache:
 
     def get(self, run: Run):
         from distill.inference import TrainedStudent
-        from webapp.studio.stages import run_dir
+        from webapp.studio.stages import student_dir
         with self.lock:
             if run.pk in self.models:
                 self.models.move_to_end(run.pk)
                 return self.models[run.pk]
-        student = TrainedStudent.load(run_dir(run) / "distilled")
+        student = TrainedStudent.load(student_dir(run, "distilled"))
         with self.lock:
             self.models[run.pk] = student
             while len(self.models) > self.size:

@@ -45,6 +45,26 @@ class Dataset(models.Model):
         return f"{self.name} ({self.status})"
 
 
+class Study(models.Model):
+    """A sweep as one job: one child run per point of a grid (or random search) over a base run
+    config, all sharing one teacher computation; the best point is chosen on val
+    (webapp/studio/studies.py)."""
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="studies")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="studies")
+    name = models.CharField(max_length=200)
+    base = models.JSONField(default=dict)        # the validated run config every point starts from
+    space = models.JSONField(default=dict)       # {"grid": {key: [values]}} or {"random": {n, space, seed}}
+    points = models.JSONField(default=list)      # [{key: value}] in child order
+    metric = models.CharField(max_length=20, default="ndcg@20")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"study {self.pk} {self.name}"
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -73,6 +93,12 @@ class Run(models.Model):
     stage_times = models.JSONField(default=dict, blank=True)
     # analyses computed after training, e.g. {"overlap@20": {"baseline": 0.31, "distilled": 0.52}}
     analysis = models.JSONField(default=dict, blank=True)
+    # A study's child: its study, its point's index, and (while another child computes the shared
+    # teacher) that child, which starts this one when the teacher is there.
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, null=True, blank=True, related_name="runs")
+    study_index = models.PositiveIntegerField(null=True, blank=True)
+    waiting_for = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="followers")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -101,14 +127,16 @@ class EpochMetric(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="epochs")
     role = models.CharField(max_length=20)     # baseline | distilled
     lam = models.FloatField(null=True)         # the lambda_d candidate this curve belongs to
+    seed = models.PositiveIntegerField(default=0)
     epoch = models.PositiveIntegerField()
     loss = models.FloatField(null=True)
     seconds = models.FloatField(null=True)
     val = models.JSONField(default=dict)
 
     class Meta:
-        ordering = ["role", "lam", "epoch"]
-        constraints = [models.UniqueConstraint(fields=["run", "role", "lam", "epoch"], name="one_row_per_epoch")]
+        ordering = ["role", "lam", "seed", "epoch"]
+        constraints = [models.UniqueConstraint(fields=["run", "role", "lam", "seed", "epoch"],
+                                               name="one_row_per_seed_epoch")]
 
 
 class Metric(models.Model):

@@ -47,6 +47,8 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> StageResult:
         if run.cancel_requested:
             _finish(run, Run.Status.CANCELLED, "cancelled before the stage started")
             return DONE
+        if run.waiting_for_id:
+            return DONE  # a study's child waiting for its sibling's teacher: that sibling starts it
         dataset = run.dataset
         if dataset.status == dataset.Status.PROCESSING:
             return DONE  # the dataset's preparation starts the run when it ends
@@ -101,6 +103,9 @@ def execute_stage(run_id: int, stage: str, task_id: str = "") -> StageResult:
         run.progress = stages.progress_before(stage) + stages.BY_NAME[stage].weight
         run.heartbeat = timezone.now()
         _stage_finished(run, stage)
+        if stage == stages.FIRST and run.study_id:
+            from webapp.studio.studies import release_followers
+            release_followers(run, teacher_ready=True)   # the study's other children find it cached
         following = stages.following(stage)
         if following is None:
             _finish(run, Run.Status.SUCCEEDED, "")
@@ -172,6 +177,9 @@ def _finish(run: Run, status: str, error: str) -> None:
         run.progress = 1.0
         run.stage_message = "done"
     run.save()
+    if run.study_id:
+        from webapp.studio.studies import release_followers
+        release_followers(run)
 
 
 class _Reporter:
@@ -192,7 +200,7 @@ class _Reporter:
 
         def on_epoch(record: dict) -> None:
             EpochMetric.objects.update_or_create(
-                run_id=self.run_id, role=role, lam=record.get("lam"), epoch=record["epoch"],
+                run_id=self.run_id, role=role, lam=record.get("lam"), seed=record.get("seed", 0), epoch=record["epoch"],
                 defaults={"loss": record.get("loss"), "seconds": record.get("seconds"),
                           "val": record.get("val") or {}})
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from distill.config import STUDENTS
 
-from webapp.studio.models import Dataset, Run
+from webapp.studio.models import Dataset, Run, Study
 
 # An object id as a request spells it: ASCII digits only (str.isdigit also takes "²", which int()
 # refuses, and int() takes "٣"), at most 18 of them (below 2**63: every database compares it).
@@ -123,6 +123,10 @@ class RunCreateSerializer(serializers.Serializer):
     distill = serializers.JSONField(default=dict, validators=[refuse_bad_text], help_text="distillation options, e.g. {lam: auto}")
     train = serializers.JSONField(default=dict, validators=[refuse_bad_text], help_text="training options, e.g. {epochs: 3, seed: 1}")
     tags = serializers.ListField(child=serializers.CharField(max_length=50), default=list, max_length=20)
+    seeds = serializers.IntegerField(default=1, min_value=1, max_value=20,
+                                     help_text="students per role, trained with seeds 0..seeds-1 (plain and distilled share each seed)")
+    seed_list = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False,
+                                      min_length=1, max_length=20, help_text="the seeds by name instead, e.g. [3, 7, 11]")
 
 
 def metrics_of(run: Run) -> dict:
@@ -155,15 +159,31 @@ def chosen_of(run: Run) -> dict:
 
 class RunSerializer(serializers.ModelSerializer):
     metrics = serializers.SerializerMethodField()
+    uncertainty = serializers.SerializerMethodField()
+    per_seed = serializers.SerializerMethodField()
     latency = serializers.SerializerMethodField()
     comparison = serializers.SerializerMethodField()
     chosen = serializers.SerializerMethodField()
+    report = serializers.SerializerMethodField()
+    study = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
         model = Run
-        fields = ["id", "name", "dataset", "tags", "config", "status", "stage", "stage_message", "progress",
-                  "attempts", "error", "metrics", "latency", "comparison", "chosen", "created_at", "started_at",
-                  "finished_at"]
+        fields = ["id", "name", "dataset", "study", "tags", "config", "status", "stage", "stage_message", "progress",
+                  "attempts", "error", "metrics", "uncertainty", "per_seed", "latency", "comparison", "chosen",
+                  "report", "created_at", "started_at", "finished_at"]
+
+    def get_uncertainty(self, run) -> dict:
+        """{role: {split: {metric: {mean, std, ci95: [lo, hi], n}}}}: the t interval over the run's seeds."""
+        return run.analysis.get("uncertainty", {})
+
+    def get_per_seed(self, run) -> dict:
+        """{role: [{seed, val, test, lam, best_epoch, stopped_by, epochs_run}]}: each seed's student."""
+        return run.analysis.get("per_seed", {})
+
+    def get_report(self, run) -> dict | None:
+        """The reliability report (docs/method.md), once the latency stage ran."""
+        return run.analysis.get("report")
 
     def get_metrics(self, run) -> dict:
         return metrics_of(run)
@@ -176,3 +196,65 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_chosen(self, run) -> dict:
         return chosen_of(run)
+
+
+class StudyCreateSerializer(serializers.Serializer):
+    """A sweep: a base run config and a grid (or a random search) over its options."""
+    dataset = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    name = serializers.CharField(max_length=200)
+    base = serializers.JSONField(default=dict, validators=[refuse_bad_text],
+                                 help_text="a run config: {student, teacher, distill, train, seeds}")
+    grid = serializers.JSONField(required=False, allow_null=True, validators=[refuse_bad_text],
+                                 help_text='{"distill.lam": [0, 0.3, 0.7], "student": ["sasrec", "dros"]}')
+    random = serializers.JSONField(required=False, allow_null=True, validators=[refuse_bad_text],
+                                   help_text='{"n": 8, "space": {"distill.lam": {"low": 0, "high": 1}}, "seed": 0}')
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), default=list, max_length=20)
+
+
+class StudyListSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = ["id", "name", "dataset", "status", "created_at"]
+
+    def get_status(self, study) -> str:
+        from webapp.studio.studies import status_of
+        return status_of(study)
+
+
+class StudySerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+    children = serializers.SerializerMethodField()
+    best = serializers.SerializerMethodField()
+    teacher_computations = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = ["id", "name", "dataset", "base", "space", "points", "metric", "status", "counts", "children",
+                  "best", "teacher_computations", "created_at"]
+
+    def _summary(self, study) -> dict:
+        from webapp.studio.studies import summary
+        if getattr(self, "_cached", (None,))[0] != study.pk:
+            self._cached = (study.pk, summary(study))
+        return self._cached[1]
+
+    def get_status(self, study) -> str:
+        return self._summary(study)["status"]
+
+    def get_counts(self, study) -> dict:
+        return self._summary(study)["counts"]
+
+    def get_children(self, study) -> list:
+        """[{run, index, point, status, error, val, test, lam, teacher_cached}] in point order."""
+        return self._summary(study)["children"]
+
+    def get_best(self, study) -> dict | None:
+        """The succeeded child with the best val metric, with its test metrics, t interval and comparison."""
+        return self._summary(study)["best"]
+
+    def get_teacher_computations(self, study) -> int:
+        """How many children computed a teacher (the rest found it cached): 1 for a study."""
+        return self._summary(study)["teacher_computations"]

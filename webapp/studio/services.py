@@ -318,8 +318,9 @@ def _prepared(dataset_id: int, *, stats: dict | None = None, content_hash: str =
         else:
             dataset.status, dataset.error, dataset.message = Dataset.Status.FAILED, error, "failed"
         dataset.save()
+        # A study's children that wait for a sibling's teacher are started by that sibling.
         waiting = list(Run.objects.select_for_update().filter(dataset=dataset, status=Run.Status.QUEUED,
-                                                              started_at__isnull=True))
+                                                              started_at__isnull=True, waiting_for__isnull=True))
         for run in waiting:
             if error is None:
                 _launch(run)   # enqueue_stage freshens its heartbeat
@@ -327,6 +328,10 @@ def _prepared(dataset_id: int, *, stats: dict | None = None, content_hash: str =
                 run.status, run.finished_at = Run.Status.FAILED, timezone.now()
                 run.error = f"dataset {dataset.pk} ({dataset.name}) failed to prepare: {error}"
                 run.save(update_fields=["status", "finished_at", "error"])
+        if error is not None:   # and the study children that waited behind them
+            Run.objects.filter(dataset=dataset, status=Run.Status.QUEUED, waiting_for__isnull=False).update(
+                status=Run.Status.FAILED, finished_at=timezone.now(), waiting_for=None,
+                error=f"dataset {dataset.pk} ({dataset.name}) failed to prepare: {error}")
     if error is not None and dataset.upload_dir:
         # The files cannot be used: keep the row (and its error), not the files.
         shutil.rmtree(Path(dataset.upload_dir).parent, ignore_errors=True)
@@ -382,8 +387,11 @@ def teacher_spec(teacher: dict) -> dict:
     return {**spec, **service}
 
 
-def validate_config(student: str, teacher: dict, distill: dict, train: dict) -> dict:
-    """The run config, checked by the same schema as the command line; raises ServiceError(section, message)."""
+def validate_config(student: str, teacher: dict, distill: dict, train: dict, seeds: int = 1,
+                    seed_list: list | None = None) -> dict:
+    """The run config, checked by the same schema as the command line; raises ServiceError(section, message).
+    `seeds` students per role (seeds train.seed .. train.seed + seeds - 1, 0.. by default) unless
+    `seed_list` names them; the config keeps the list under "seeds"."""
     from distill.config import TrainConfig, check_candidate_k
     from distill.errors import ConfigError
     for section, value in (("teacher", teacher), ("distill", distill), ("train", train)):
@@ -418,7 +426,28 @@ def validate_config(student: str, teacher: dict, distill: dict, train: dict) -> 
         check_candidate_k(combined, k)
     except ConfigError as exc:
         raise ServiceError("distill", str(exc)) from None
-    return {"student": student, "teacher": teacher, "distill": distill, "train": train}
+    return {"student": student, "teacher": teacher, "distill": distill, "train": train,
+            "seeds": _seed_list(seeds, seed_list, combined.seed)}
+
+
+def _seed_list(seeds, seed_list, first: int) -> list[int]:
+    from distill.errors import ConfigError
+    from distill.recipe import MAX_SEEDS, check_seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
+        raise ServiceError("seeds", f"a whole number in 1..{MAX_SEEDS}, got {seeds!r}")
+    if seed_list is not None:
+        if not isinstance(seed_list, list):
+            raise ServiceError("seed_list", "a list of distinct whole numbers, e.g. [0, 1, 2]")
+        if seeds not in (1, len(seed_list)):
+            raise ServiceError("seed_list", f"names {len(seed_list)} seeds but seeds is {seeds}: drop seeds or "
+                                            "make them agree")
+        if any(isinstance(s, int) and not isinstance(s, bool) and s > 2**31 - 1 for s in seed_list):
+            raise ServiceError("seed_list", f"each seed at most {2**31 - 1}")
+        try:
+            return check_seeds(seed_list)
+        except ConfigError as exc:
+            raise ServiceError("seed_list", str(exc)) from None
+    return list(range(first, first + seeds))
 
 
 # ----------------------------------------------------------------------------- runs
@@ -438,10 +467,10 @@ def usable_dataset(user, dataset: Dataset | int, lock: bool = False) -> Dataset:
 
 
 def create_run(user, dataset: Dataset | int, name: str, *, student: str, teacher: dict, distill: dict,
-               train: dict, tags: list[str]) -> Run:
+               train: dict, tags: list[str], seeds: int = 1, seed_list: list | None = None) -> Run:
     """A validated run row on one of the user's datasets, enqueued once committed; on a dataset
     still processing it waits, and its preparation starts it (or fails it)."""
-    config = validate_config(student, teacher, distill, train)
+    config = validate_config(student, teacher, distill, train, seeds, seed_list)
     with transaction.atomic():
         # Locked: the preparation's end (which starts the waiting runs) sees this run or has
         # already set the dataset ready.
@@ -466,6 +495,9 @@ def cancel_run(run: Run) -> Run:
         if run.status == Run.Status.QUEUED:   # no task runs it (before its first stage or between two)
             run.status, run.finished_at, run.error = Run.Status.CANCELLED, timezone.now(), "cancelled while queued"
         run.save()
+        if run.study_id and run.status == Run.Status.CANCELLED:
+            from webapp.studio.studies import release_followers
+            release_followers(run)   # its study's children that waited for its teacher
     return run
 
 

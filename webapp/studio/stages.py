@@ -24,8 +24,9 @@ from django.db.models import F
 from webapp.studio.models import Artifact, Dataset, Latency, Metric, Run, TeacherCacheEntry
 
 # Options that change how the teacher is computed, not what it computes (sharded and merged is
-# byte-identical to unsharded): not part of the teacher cache key.
-NOT_IN_KEY = {"shards"}
+# byte-identical to unsharded; latency_requests changes only latency.json): not part of the
+# teacher cache key.
+NOT_IN_KEY = {"shards", "latency_requests"}
 # The service's own teacher options, not the library's (stripped before distill.teacher sees them).
 SERVICE_ONLY = {"shards"}
 
@@ -120,12 +121,15 @@ def stage_teacher(run: Run, reporter) -> Outcome:
     out = teacher_dir(run, key)
     if (out / "teacher.json").is_file():
         reporter.message("teacher: cached")
+        if "teacher_cached" not in run.analysis:   # False already when this run's own shards made it
+            _update_analysis(run, teacher_cached=True)
         _remember_teacher(run, out, key)   # the files outlive a lost row (a restored database): index them again
         TeacherCacheEntry.objects.filter(key=key).update(hits=F("hits") + 1)
     else:
         if reporter.should_cancel():
             raise Cancelled("run cancelled")
         shards = run.config["teacher"].get("shards", 1)
+        _update_analysis(run, teacher_cached=False)
         if spec["kind"] == "bigrec" and shards > 1:
             return Outcome(fan_out=shards)
         # bigrec keeps its result in its block cache: the entry's directory is the teacher (no copy).
@@ -167,16 +171,55 @@ def merge_teacher_shards(run: Run, count: int) -> None:
 
 # ----------------------------------------------------------------------------- students
 
-def _train_stage(run: Run, reporter, role: str) -> Outcome:
-    from distill.recipe import ensure_student
+def seeds_of(run: Run) -> list[int]:
+    """The run's seeds: `config["seeds"]` (from `seeds` / `seed_list`), else the train seed alone."""
+    return list(run.config.get("seeds") or [train_config(run, False).seed])
+
+
+def student_dirs(run: Run, role: str) -> list[Path]:
+    """The run directories of a student role, one per seed in seed order (`distill.recipe.train_role`'s
+    layout: `<role>/` for one seed, `<role>/seed-<s>/` for several). The first is the one served."""
+    from distill.recipe import seed_dir
+    seeds = seeds_of(run)
     out = run_dir(run) / role
-    if not (out / "metrics.json").is_file():
+    return [out] if len(seeds) == 1 else [seed_dir(out, s) for s in seeds]
+
+
+def student_dir(run: Run, role: str) -> Path:
+    """The run directory of the role's served student (its first seed's)."""
+    return student_dirs(run, role)[0]
+
+
+def _update_analysis(run: Run, **parts) -> None:
+    """Merge `parts` into Run.analysis (the stages of one run run one at a time)."""
+    current = Run.objects.filter(pk=run.pk).values_list("analysis", flat=True).first() or {}
+    Run.objects.filter(pk=run.pk).update(analysis={**current, **parts})
+
+
+def _train_stage(run: Run, reporter, role: str) -> Outcome:
+    from distill.io import read_json
+    from distill.recipe import seed_summary, train_role
+    dirs = student_dirs(run, role)
+    seeds = seeds_of(run)
+    if not all((d / "metrics.json").is_file() for d in dirs):
         distilled = role == "distilled"
         config = train_config(run, distilled)
-        reporter.message(f"{role}: training {config.student}" + (f" with lam={config.lam}" if distilled else ""))
-        ensure_student(_dataset(run), config, teacher_dir(run) if distilled else None, out, reporter.callbacks(role))
-    _record_metrics(run, role, out / "metrics.json")
-    _record_artifacts(run, role, out)
+        reporter.message(f"{role}: training {config.student}" + (f" with lam={config.lam}" if distilled else "")
+                         + (f" over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""))
+        train_role(_dataset(run), config, teacher_dir(run) if distilled else None, run_dir(run) / role, seeds,
+                   reporter.callbacks(role), log=reporter.message if len(seeds) > 1 else None)
+    metrics = [read_json(d / "metrics.json") for d in dirs]
+    summary = seed_summary(metrics)
+    for split, values in summary["metrics"].items():
+        _store_metrics(run, role, split, values)
+    analysis = Run.objects.filter(pk=run.pk).values_list("analysis", flat=True).first() or {}
+    per_seed = [{"seed": m["protocol"]["seed"], "val": m.get("val"), "test": m.get("test"), "lam": m.get("lam"),
+                 "best_epoch": m.get("best_epoch"), "stopped_by": m.get("stopped_by"),
+                 "epochs_run": m.get("epochs_run")} for m in metrics]
+    _update_analysis(run, uncertainty={**analysis.get("uncertainty", {}), role: summary["uncertainty"]},
+                     per_seed={**analysis.get("per_seed", {}), role: per_seed})
+    for directory in dirs:
+        _record_artifacts(run, role, directory)
     return COMPLETE
 
 
@@ -195,14 +238,15 @@ def stage_latency(run: Run, reporter) -> Outcome:
     from distill.inference import TrainedStudent
     dataset = _dataset(run)
     reporter.message("latency: students on the test histories")
-    students = {role: TrainedStudent.load(run_dir(run) / role).model for role in ("baseline", "distilled")}
+    students = {role: TrainedStudent.load(student_dir(run, role)).model for role in ("baseline", "distilled")}
     for role, model in students.items():
         result = student_latency(model, dataset.test)
         Latency.objects.update_or_create(run=run, role=role, defaults={
             "device": result["device"], "batch_size": result["batch_size"], "p50_ms": result["p50_ms"],
             "p95_ms": result["p95_ms"], "throughput": result["throughput"]})
     _record_overlap(run, dataset, students)
-    _record_comparison(run, dataset, students)
+    _record_comparison(run, dataset)
+    _record_report(run, dataset, students)
     teacher_latency = teacher_dir(run) / "latency.json"
     if teacher_latency.is_file():
         result = read_json(teacher_latency)
@@ -235,41 +279,59 @@ def _record_overlap(run: Run, dataset, students: dict) -> None:
                                                    "overlap": {"k": k, **overlap}})
 
 
-def _record_comparison(run: Run, dataset, students: dict) -> None:
-    """The paired test of the run's answer: per-user test NDCG@20 of the distilled student against
-    the plain one (and against the teacher when its test lists exist), with a bootstrap CI of the
-    relative gain and a Wilcoxon p-value (distill.stats.paired_comparison), in Run.analysis."""
+def _record_comparison(run: Run, dataset) -> None:
+    """The paired test of the run's answer (`distill.recipe.compare_students`): per-user test
+    NDCG@20 of the distilled students against the plain ones (each averaged over the run's seeds)
+    and against the teacher when it kept 20 candidates, with a bootstrap CI of the relative gain
+    and a Wilcoxon p-value, in Run.analysis["comparison"]."""
+    from distill.recipe import compare_students
+    from distill.teacher.artifacts import RANKS_FILE
+    teacher = teacher_dir(run)
+    comparison = compare_students(dataset, student_dirs(run, "distilled"), student_dirs(run, "baseline"),
+                                  teacher if (teacher / RANKS_FILE).is_file() else None)
+    _update_analysis(run, comparison=comparison)
+
+
+def _record_report(run: Run, dataset, students: dict) -> None:
+    """The reliability report (distill.report, docs/method.md §8) of the served students against
+    the teacher's test lists, in Run.analysis["report"]."""
     from safetensors.numpy import load_file
 
-    from distill.evaluate import per_user_mean, per_user_scores, teacher_per_user_scores
-    from distill.stats import paired_comparison
+    from distill.report import build_report, student_topk, teacher_confidence
     from distill.teacher.artifacts import RANKS_FILE
-    metric = "ndcg@20"
-    users = dataset.test.user
-    scores = {role: per_user_mean(per_user_scores(model, dataset.test)[metric], users)[1]
-              for role, model in students.items()}
-    comparison = {"distilled_vs_baseline": paired_comparison(scores["distilled"], scores["baseline"], metric=metric)}
+    topk = {role: student_topk(model, dataset.test, 20) for role, model in students.items()}
+    confidence = None
     ranks = teacher_dir(run) / RANKS_FILE
     if ranks.is_file():
         lists = load_file(str(ranks))
-        teacher = teacher_per_user_scores(lists["test_ids"], dataset.test.next) if "test_ids" in lists else {}
-        if metric in teacher:   # a teacher that kept fewer than 20 candidates has no NDCG@20
-            comparison["distilled_vs_teacher"] = paired_comparison(scores["distilled"],
-                                                                   per_user_mean(teacher[metric], users)[1], metric=metric)
-    Run.objects.filter(pk=run.pk).update(analysis={**Run.objects.get(pk=run.pk).analysis, "comparison": comparison})
+        if "test_ids" in lists:
+            topk["teacher"] = lists["test_ids"]
+            confidence = teacher_confidence(lists)
+    _update_analysis(run, report=build_report(dataset, topk, confidence, k=20))
 
 
 def chosen(run: Run) -> dict:
-    """What each student's training chose and why it stopped: {role: {lam, best_epoch, stopped_by}}
-    from its metrics.json (stopped_by: "patience" | "epochs", None for runs trained before it was kept)."""
+    """What each student's training chose and why it stopped: {role: {lam, best_epoch, stopped_by,
+    epochs_run}} from its metrics.json (stopped_by: "patience" | "epochs", None for runs trained
+    before it was kept). Over several seeds: best_epoch and epochs_run are lists (one per seed), and
+    stopped_by is "epochs" if the cap ended any seed's training."""
     from distill.io import read_json
     out = {}
     for role in ("baseline", "distilled"):
-        file = run_dir(run) / role / "metrics.json"
-        if file.is_file():
-            metrics = read_json(file)
-            out[role] = {"lam": metrics.get("lam"), "best_epoch": metrics.get("best_epoch"),
-                         "stopped_by": metrics.get("stopped_by"), "epochs_run": metrics.get("epochs_run")}
+        files = [d / "metrics.json" for d in student_dirs(run, role)]
+        if not all(f.is_file() for f in files):
+            continue
+        runs = [read_json(f) for f in files]
+        stops = [m.get("stopped_by") for m in runs]
+        entry = {"lam": runs[0].get("lam"), "best_epoch": runs[0].get("best_epoch"),
+                 "stopped_by": stops[0], "epochs_run": runs[0].get("epochs_run"),
+                 "epochs": runs[0].get("config", {}).get("epochs")}
+        if len(runs) > 1:
+            entry.update(best_epoch=[m.get("best_epoch") for m in runs], epochs_run=[m.get("epochs_run") for m in runs],
+                         stopped_by=None if None in stops else "epochs" if "epochs" in stops else "patience")
+        if role == "distilled" and runs[0].get("lam_auto"):
+            entry["lam_auto"] = runs[0]["lam_auto"]
+        out[role] = entry
     return out
 
 

@@ -93,7 +93,8 @@ def recover_runs() -> int:
 
 def recover_stale_runs() -> int:
     """Enqueue again every unfinished run, and every dataset still processing, whose heartbeat is
-    older than RUN_STALE_SECONDS. A run waiting for its dataset is left to the dataset."""
+    older than RUN_STALE_SECONDS. A run waiting for its dataset is left to the dataset, a study's
+    child waiting for a sibling's teacher to that sibling."""
     from webapp.studio.models import Dataset, Run
     cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
     count = 0
@@ -107,8 +108,9 @@ def recover_stale_runs() -> int:
         Dataset.objects.filter(pk=dataset.pk, status=Dataset.Status.PROCESSING).update(task_id="")
         enqueue_prepare(dataset.pk)
         count += 1
-    stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff).exclude(
-        dataset__status=Dataset.Status.PROCESSING)
+    # A study's child that waits for a sibling's teacher is started by that sibling.
+    stale = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING], heartbeat__lt=cutoff,
+                               waiting_for__isnull=True).exclude(dataset__status=Dataset.Status.PROCESSING)
     for run in stale:
         stage = run.stage or stages.FIRST
         if run.status == Run.Status.QUEUED and pending is not None and ("studio.run_stage", run.pk) in pending:

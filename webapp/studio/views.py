@@ -29,8 +29,16 @@ from webapp.studio.serializers import parse_id, text_problem
 from webapp.studio.throttles import check_rate, too_many
 
 ROLES = ("teacher", "baseline", "distilled", "most_popular")
-ROLE_LABELS = {"teacher": "Teacher (LLM)", "baseline": "Student, baseline", "distilled": "Student, distilled",
+ROLE_LABELS = {"teacher": "Teacher", "baseline": "Student, baseline", "distilled": "Student, distilled",
                "most_popular": "Most popular"}
+# The teacher is named by what it is: only BIGRec is an LLM.
+TEACHER_KINDS = {"bigrec": "LLM, BIGRec", "semantic": "sentence encoder", "titles": "TF-IDF on titles"}
+TEACHER_LABELS = {kind: f"Teacher ({what})" for kind, what in TEACHER_KINDS.items()}
+
+
+def role_labels(run: Run) -> dict[str, str]:
+    kind = (run.config.get("teacher") or {}).get("kind")
+    return {**ROLE_LABELS, "teacher": TEACHER_LABELS.get(kind, ROLE_LABELS["teacher"])}
 CUTOFFS = (1, 5, 10, 20, 50)
 SORTS = {"id": "id", "name": "name", "dataset": "dataset__name", "status": "status", "student": "config__student",
          "teacher": "config__teacher__kind", "created": "created_at", "ndcg": "distilled_ndcg", "gain": "gain"}
@@ -140,7 +148,7 @@ def run_new(request):
         try:
             run = services.create_run(request.user, data["dataset"], data["name"], student=config["student"],
                                       teacher=config["teacher"], distill=config["distill"], train=config["train"],
-                                      tags=data["tag_list"])
+                                      tags=data["tag_list"], seeds=data["seeds"])
         except services.ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
@@ -158,7 +166,8 @@ def _initial_from(run: Run) -> dict:
     kind = teacher.pop("kind", "semantic")
     backend = teacher.pop("backend", "hf") if kind == "bigrec" else kind
     initial = {"name": f"{run.name} (copy)", "dataset": run.dataset_id, "tags": ", ".join(run.tags),
-               "student": config.get("student", "sasrec"), "teacher_backend": backend}
+               "student": config.get("student", "sasrec"), "teacher_backend": backend,
+               "seeds": len(config.get("seeds") or [0])}
     for key in ("model", "adapter", "k", "shards", "exclude_history"):
         if key in teacher:
             initial[f"teacher_{key}"] = teacher.pop(key)
@@ -177,25 +186,31 @@ def _pct(value) -> str:
 
 def _verdict(run: Run, comparison: dict, chosen: dict, latency: dict) -> list[str]:
     """The run's answer in a few lines: the paired gain with its CI and p-value (vs plain, vs
-    teacher), what training chose and why it stopped, and the latency saved."""
+    teacher) over the run's seeds, what training chose and why it stopped, and the latency saved."""
     lines = []
+    labels = role_labels(run)
     student = run.config.get("student", "student")
+    seeds = len(run.config.get("seeds") or [0])
+    over = f", over {seeds} seed{'s' * (seeds != 1)}"
     for key, against in (("distilled_vs_baseline", "the plain student"), ("distilled_vs_teacher", "the teacher")):
         c = comparison.get(key)
         if c and c.get("gain_pct") is not None:
             lo, hi = c["ci95_pct"]
             lines.append(f"Distilled {student} vs {against}: {_pct(c['gain_pct'])} {c['metric'].upper()} "
                          f"[95% CI {_pct(lo)}, {_pct(hi)}], p = {c['p_value']:.3g} "
-                         f"({c['test']}, {c['n_users']} users)")
+                         f"({c['test']}, {c['n_users']} users{over})")
     for role in ("baseline", "distilled"):
         pick = chosen.get(role)
         if pick and pick.get("best_epoch") is not None:
             stop = {"patience": "early stopping (patience)", "epochs": "the epoch cap: raise epochs"}.get(
                 pick.get("stopped_by") or "", "not recorded")
             lam = f"λ = {pick['lam']}, " if role == "distilled" and pick.get("lam") is not None else ""
-            lines.append(f"{ROLE_LABELS[role]}: {lam}best epoch {pick['best_epoch']}, stopped by {stop}")
+            best = pick["best_epoch"]
+            best = ", ".join(map(str, best)) if isinstance(best, list) else best
+            lines.append(f"{labels[role]}: {lam}best epoch {best} of {pick.get('epochs')}, stopped by {stop}")
     if "teacher" in latency and "distilled" in latency and latency["distilled"].p50_ms > 0:
-        lines.append(f"p50 latency {latency['distilled'].p50_ms:.2f} ms vs teacher {latency['teacher'].p50_ms:.1f} ms "
+        lines.append(f"p50 latency {latency['distilled'].p50_ms:.2f} ms vs {labels['teacher'].lower()} "
+                     f"{latency['teacher'].p50_ms:.1f} ms "
                      f"({latency['teacher'].p50_ms / latency['distilled'].p50_ms:.0f}× faster)")
     return lines
 
@@ -203,13 +218,14 @@ def _verdict(run: Run, comparison: dict, chosen: dict, latency: dict) -> list[st
 @login_required
 def run_detail(request, pk: int):
     run = get_object_or_404(Run.objects.select_related("dataset"), pk=pk, owner=request.user)
+    labels = role_labels(run)
     values = _metric_values(run)
     cutoffs = sorted({k for (_, split, _, k) in values if split == "test"})
     table = []
     for role in ROLES:
         row = [values.get((role, "test", metric, k)) for k in cutoffs for metric in ("hr", "ndcg")]
         if any(v is not None for v in row):
-            table.append({"role": role, "label": ROLE_LABELS[role], "values": row})
+            table.append({"role": role, "label": labels[role], "values": row})
     gain = [_gain(values.get(("distilled", "test", metric, k)), values.get(("baseline", "test", metric, k)))
             for k in cutoffs for metric in ("hr", "ndcg")]
     retained = [_ratio(values.get(("distilled", "test", metric, k)), values.get(("teacher", "test", metric, k)))
@@ -220,8 +236,13 @@ def run_detail(request, pk: int):
         speedup = latency["teacher"].p50_ms / latency["distilled"].p50_ms
     events = list(RunEvent.objects.filter(run=run).order_by("-at", "-id")[:50])[::-1]
     from webapp.studio.serializers import chosen_of
+    chosen = chosen_of(run)
     return render(request, "studio/run_detail.html", {
-        "verdict": _verdict(run, run.analysis.get("comparison") or {}, chosen_of(run), latency),
+        "verdict": _verdict(run, run.analysis.get("comparison") or {}, chosen, latency),
+        "teacher_label": labels["teacher"],
+        "teacher_kind": TEACHER_KINDS.get((run.config.get("teacher") or {}).get("kind"), "teacher"), "capped": [labels[r] for r, c in chosen.items() if c.get("stopped_by") == "epochs"],
+        "lam_table": _lam_table((chosen.get("distilled") or {}).get("lam_auto")),
+        "seed_rows": _seed_rows(run, labels), "report": run.analysis.get("report"),
         "run": run, "stages": _stages(run), "cutoffs": cutoffs, "table": table, "gain": gain,
         "retained": retained, "has_teacher": any(r["role"] == "teacher" for r in table),
         "latency": [latency[r] for r in ("teacher", "baseline", "distilled") if r in latency],
@@ -230,10 +251,30 @@ def run_detail(request, pk: int):
                       for a in run.artifacts.order_by("kind", "path")],
         "events": events, "config": run.config,
         "chart_data": {"curves": _curves(run), "latency": [
-            {"role": r, "label": ROLE_LABELS[r], "p50": latency[r].p50_ms, "p95": latency[r].p95_ms}
+            {"role": r, "label": labels[r], "p50": latency[r].p50_ms, "p95": latency[r].p95_ms}
             for r in ("teacher", "baseline", "distilled") if r in latency]},
         "live": run.status not in Run.FINISHED,
     })
+
+
+def _lam_table(choice: dict | None) -> list[dict]:
+    """The lam=auto candidates: val and test NDCG@20 of each lambda_d, the chosen one marked."""
+    if not choice:
+        return []
+    val, test = choice.get("val_ndcg@20") or {}, choice.get("test_ndcg@20") or {}
+    return [{"lam": lam, "val": val.get(str(lam)), "test": test.get(str(lam)), "chosen": lam == choice.get("chosen")}
+            for lam in choice.get("grid", [])]
+
+
+def _seed_rows(run: Run, labels: dict) -> list[dict]:
+    """With several seeds: each student role's test mean and t interval (NDCG@20, HR@20)."""
+    if len(run.config.get("seeds") or [0]) < 2:
+        return []
+    rows = []
+    for role, splits in (run.analysis.get("uncertainty") or {}).items():
+        test = splits.get("test") or {}
+        rows.append({"label": labels.get(role, role), "cells": [test.get(m) for m in ("ndcg@20", "hr@20")]})
+    return rows
 
 
 def _gain(new, old):
@@ -245,12 +286,14 @@ def _ratio(new, ref):
 
 
 def _curves(run: Run) -> list[dict]:
-    """One series per (role, lambda): loss and val NDCG@20 per epoch."""
+    """One series per (role, lambda, seed): loss and val NDCG@20 per epoch."""
     series: dict = {}
-    for row in EpochMetric.objects.filter(run=run).order_by("role", "lam", "epoch"):
-        key = (row.role, row.lam)
+    several = len(run.config.get("seeds") or [0]) > 1
+    for row in EpochMetric.objects.filter(run=run).order_by("role", "lam", "seed", "epoch"):
+        key = (row.role, row.lam, row.seed)
         label = ROLE_LABELS.get(row.role, row.role) + (f", λ={row.lam:g}" if row.role == "distilled"
                                                          and row.lam is not None else "")
+        label += f", seed {row.seed}" if several else ""
         entry = series.setdefault(key, {"role": row.role, "label": label, "epoch": [], "loss": [], "ndcg": []})
         entry["epoch"].append(row.epoch)
         entry["loss"].append(row.loss)
@@ -359,6 +402,8 @@ def run_compare(request):
         except Exception:   # a config written by an older version: show what is stored
             effective = {**run.config.get("train", {}), **run.config.get("distill", {})}
         effective.pop("student", None)
+        if effective.get("lam") == "auto":   # the parallel axis shows the lambda_d chosen, a number
+            effective["lam"] = (stages.chosen(run).get("distilled") or {}).get("lam", "auto")
         config.update(effective)
         flat.append(config)
     keys = list(dict.fromkeys(k for config in flat for k in config))
@@ -392,11 +437,22 @@ def run_compare(request):
         "only_diff": request.GET.get("diff") == "1", "chart_data": chart})
 
 
+def _number(value):
+    """A config value as a number where it is one ("0.7" -> 0.7, the way TrainConfig keeps lam)."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
+
+
 def _parallel(configs: list[dict], keys: list[str], target: list) -> dict:
     """Parallel coordinates: each varying hyperparameter and NDCG@20 scaled to 0..1 per axis."""
     axes = []
     for key in keys[:12]:
-        raw = [c.get(key) for c in configs]
+        raw = [_number(c.get(key)) for c in configs]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw if v is not None)
         if numeric and any(v is not None for v in raw):
             values = [float(v) if v is not None else math.nan for v in raw]
@@ -415,6 +471,56 @@ def _parallel(configs: list[dict], keys: list[str], target: list) -> dict:
         axis["scaled"] = [None if math.isnan(v) else round((v - low) / span, 4) for v in array.tolist()]
         del axis["values"]
     return {"axes": axes}
+
+
+# ----------------------------------------------------------------------------- studies
+
+@login_required
+@require_GET
+def study_list(request):
+    from webapp.studio.models import Study
+    from webapp.studio.studies import status_of
+    studies = list(Study.objects.filter(owner=request.user).select_related("dataset").prefetch_related("runs")[:200])
+    return render(request, "studio/study_list.html", {
+        "studies": [{"study": s, "status": status_of(s, list(s.runs.all())), "points": len(s.points)} for s in studies]})
+
+
+@login_required
+@require_GET
+def study_detail(request, pk: int):
+    """A study: every point's status and val/test metrics (sortable), the best point chosen on val,
+    and a parallel-coordinates chart of the points (numeric axes, the chosen point drawn bold)."""
+    from webapp.studio.models import Study
+    from webapp.studio.studies import summary
+    study = get_object_or_404(Study.objects.select_related("dataset"), pk=pk, owner=request.user)
+    state = summary(study)
+    keys = list(dict.fromkeys(k for point in study.points for k in point))
+    best = (state["best"] or {}).get("index")
+    rows = [{**child, "values": [child["point"].get(k) for k in keys], "best": child["index"] == best,
+             "cells": [child["val"].get("ndcg@20"), child["val"].get("hr@20"), child["test"].get("ndcg@20"),
+                       child["test"].get("hr@20")]} for child in state["children"]]
+    configs = [{k: child["point"].get(k) for k in keys} for child in state["children"]]
+    parallel = _parallel(configs, keys, [child["val"].get("ndcg@20") for child in state["children"]])
+    parallel["axes"][-1]["name"] = "val NDCG@20"
+    chart = {"points": [f"#{c['index']} {_point_label(c['point'])}" for c in state["children"]], "best": best,
+             "parallel": parallel}
+    return render(request, "studio/study_detail.html", {
+        "study": study, "state": state, "keys": keys, "rows": rows, "best": state["best"], "chart_data": chart,
+        "best_view": _best_view(state["best"], study.metric),
+        "live": state["status"] in ("queued", "running")})
+
+
+def _best_view(best: dict | None, metric: str) -> dict:
+    if not best:
+        return {}
+    interval = (best.get("uncertainty") or {}).get("ndcg@20") or {}
+    return {"val": best["val"].get(metric), "test": best["test"].get("ndcg@20"),
+            "ci": interval.get("ci95") if interval.get("n", 1) > 1 else None}
+
+
+def _point_label(point: dict) -> str:
+    from distill.sweep import point_label
+    return point_label(point)
 
 
 # ----------------------------------------------------------------------------- datasets

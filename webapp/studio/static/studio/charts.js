@@ -74,6 +74,56 @@
                         }}}}})});
   };
 
+  Studio.study = function () {
+    var d = data();
+    var axes = d.parallel.axes;
+    new Chart(document.getElementById("chart-parallel"), {type: "line",
+      data: {labels: axes.map(function (a) { return a.name; }),
+             datasets: d.points.map(function (name, i) {
+               var best = i === d.best;
+               return {label: name + (best ? " (chosen on val)" : ""), data: axes.map(function (a) { return a.scaled[i]; }),
+                       borderColor: best ? "#0b57d0" : "rgba(87, 96, 106, 0.45)", backgroundColor: best ? "#0b57d0" : "rgba(87, 96, 106, 0.45)",
+                       borderWidth: best ? 4 : 1.5, order: best ? 0 : 1, tension: 0, spanGaps: true};
+             })},
+      options: options({scales: {y: {min: 0, max: 1, ticks: {display: false}, title: {display: true, text: "low → high, per axis"}}},
+                        plugins: {legend: {display: d.points.length <= 12, position: "bottom"},
+                                  tooltip: {callbacks: {label: function (ctx) {
+                                    return ctx.dataset.label + ": " + axes[ctx.dataIndex].labels[ctx.datasetIndex];
+                                  }}}}})});
+    Studio.sortable(document.getElementById("study-table"));
+  };
+
+  // Click a column header's button to sort the table's rows by it (again: the other way).
+  Studio.sortable = function (table) {
+    if (!table) { return; }
+    var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+    heads.forEach(function (th, column) {
+      var button = th.querySelector("button.sort");
+      if (!button) { return; }
+      button.addEventListener("click", function () {
+        var ascending = th.getAttribute("aria-sort") !== "ascending";
+        heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        var numeric = button.dataset.type === "number";
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        function key(row) {
+          var cell = row.cells[column];
+          var raw = cell.dataset.value !== undefined ? cell.dataset.value : cell.textContent.trim();
+          if (!numeric) { return raw; }
+          var value = parseFloat(raw);
+          return isNaN(value) ? -Infinity : value;
+        }
+        rows.sort(function (a, b) {
+          var x = key(a), y = key(b);
+          var order = numeric ? x - y : String(x).localeCompare(String(y), undefined, {numeric: true});
+          return ascending ? order : -order;
+        });
+        rows.forEach(function (row) { body.appendChild(row); });
+      });
+    });
+  };
+
   Studio.dataset = function () {
     var d = data();
     if (!d.histogram) { return; }
