@@ -62,6 +62,7 @@ test-fast: install deploy-tools
 
 bench: install
 	$(PY) bench/training_bench.py --ml100k $(ML100K) --out bench-out/results.json
+	$(PY) bench/evidence_bench.py --ml100k $(ML100K) --out bench-out/evidence.json
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
 	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
 	$(PY) bench/prepare_bench.py

@@ -80,3 +80,9 @@ def test_the_served_student_is_the_first_seeds(seeded, client):
     assert student_dir(run, "distilled").name == "seed-0"
     ids, _ = TrainedStudent.load(student_dir(run, "distilled")).recommend(["50", "172"], 3)
     assert [item["id"] for item in response.json()["items"]] == list(ids)
+
+
+def test_the_runs_list_says_which_lambda_was_used_and_that_the_cap_ended_training(seeded, client, web):
+    listed = next(r for r in client.get("/api/runs/").json()["results"] if r["id"] == seeded["id"])
+    assert listed["chosen"]["distilled"]["lam"] == 0.5 and listed["chosen"]["distilled"]["stopped_by"] == "epochs"
+    assert "λ=0.5, capped" in web.get("/runs/").content.decode()

@@ -138,3 +138,4 @@ def test_the_study_page_lists_its_points(client, web, ready, sent):
     body = create(client, ready).json()
     page = web.get(f"/studies/{body['id']}/").content.decode()
     assert "distill.lam" in page and page.count('class="point-row"') == 3
+

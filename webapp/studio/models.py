@@ -50,7 +50,7 @@ class Study(models.Model):
     config, all sharing one teacher computation; the best point is chosen on val
     (webapp/studio/studies.py)."""
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="studies")
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="studies")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="studies")
     name = models.CharField(max_length=200)
     base = models.JSONField(default=dict)        # the validated run config every point starts from
     space = models.JSONField(default=dict)       # {"grid": {key: [values]}} or {"random": {n, space, seed}}

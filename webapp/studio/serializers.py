@@ -142,9 +142,18 @@ def latency_of(run: Run) -> dict:
 
 
 class RunListSerializer(serializers.ModelSerializer):
+    chosen = serializers.SerializerMethodField()
+
     class Meta:
         model = Run
-        fields = ["id", "name", "dataset", "status", "stage", "progress", "tags", "created_at", "finished_at"]
+        fields = ["id", "name", "dataset", "study", "status", "stage", "progress", "tags", "chosen", "created_at",
+                  "finished_at"]
+
+    def get_chosen(self, run) -> dict:
+        """{role: {lam, best_epoch, stopped_by, epochs_run, epochs}} once the role is trained (the
+        lam=auto candidates are in the run's detail)."""
+        return {role: {k: v for k, v in entry.items() if k != "lam_auto"}
+                for role, entry in (run.analysis.get("chosen") or {}).items()}
 
 
 def comparison_of(run: Run) -> dict | None:

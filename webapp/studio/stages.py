@@ -217,7 +217,8 @@ def _train_stage(run: Run, reporter, role: str) -> Outcome:
                  "best_epoch": m.get("best_epoch"), "stopped_by": m.get("stopped_by"),
                  "epochs_run": m.get("epochs_run")} for m in metrics]
     _update_analysis(run, uncertainty={**analysis.get("uncertainty", {}), role: summary["uncertainty"]},
-                     per_seed={**analysis.get("per_seed", {}), role: per_seed})
+                     per_seed={**analysis.get("per_seed", {}), role: per_seed},
+                     chosen={**analysis.get("chosen", {}), role: _chosen_entry(metrics)})
     for directory in dirs:
         _record_artifacts(run, role, directory)
     return COMPLETE
@@ -299,7 +300,8 @@ def _record_report(run: Run, dataset, students: dict) -> None:
 
     from distill.report import build_report, student_topk, teacher_confidence
     from distill.teacher.artifacts import RANKS_FILE
-    topk = {role: student_topk(model, dataset.test, 20) for role, model in students.items()}
+    k = min(20, dataset.num_items)   # a catalogue of fewer than 20 items: lists of all of them
+    topk = {role: student_topk(model, dataset.test, k) for role, model in students.items()}
     confidence = None
     ranks = teacher_dir(run) / RANKS_FILE
     if ranks.is_file():
@@ -307,32 +309,36 @@ def _record_report(run: Run, dataset, students: dict) -> None:
         if "test_ids" in lists:
             topk["teacher"] = lists["test_ids"]
             confidence = teacher_confidence(lists)
-    _update_analysis(run, report=build_report(dataset, topk, confidence, k=20))
+    _update_analysis(run, report=build_report(dataset, topk, confidence, k=k))
 
 
 def chosen(run: Run) -> dict:
     """What each student's training chose and why it stopped: {role: {lam, best_epoch, stopped_by,
-    epochs_run}} from its metrics.json (stopped_by: "patience" | "epochs", None for runs trained
-    before it was kept). Over several seeds: best_epoch and epochs_run are lists (one per seed), and
-    stopped_by is "epochs" if the cap ended any seed's training."""
+    epochs_run, epochs, lam_auto}} (stopped_by: "patience" | "epochs", None for runs trained before
+    it was kept). Over several seeds: best_epoch and epochs_run are lists (one per seed), and
+    stopped_by is "epochs" if the cap ended any seed's training. Kept in Run.analysis by the student
+    stages; read from the students' metrics.json for runs trained before that."""
     from distill.io import read_json
-    out = {}
+    out = dict(run.analysis.get("chosen") or {})
     for role in ("baseline", "distilled"):
         files = [d / "metrics.json" for d in student_dirs(run, role)]
-        if not all(f.is_file() for f in files):
+        if role in out or not all(f.is_file() for f in files):
             continue
-        runs = [read_json(f) for f in files]
-        stops = [m.get("stopped_by") for m in runs]
-        entry = {"lam": runs[0].get("lam"), "best_epoch": runs[0].get("best_epoch"),
-                 "stopped_by": stops[0], "epochs_run": runs[0].get("epochs_run"),
-                 "epochs": runs[0].get("config", {}).get("epochs")}
-        if len(runs) > 1:
-            entry.update(best_epoch=[m.get("best_epoch") for m in runs], epochs_run=[m.get("epochs_run") for m in runs],
-                         stopped_by=None if None in stops else "epochs" if "epochs" in stops else "patience")
-        if role == "distilled" and runs[0].get("lam_auto"):
-            entry["lam_auto"] = runs[0]["lam_auto"]
-        out[role] = entry
+        out[role] = _chosen_entry([read_json(f) for f in files])
     return out
+
+
+def _chosen_entry(runs: list[dict]) -> dict:
+    """`chosen`'s entry of one role from its seeds' metrics.json."""
+    stops = [m.get("stopped_by") for m in runs]
+    entry = {"lam": runs[0].get("lam"), "best_epoch": runs[0].get("best_epoch"), "stopped_by": stops[0],
+             "epochs_run": runs[0].get("epochs_run"), "epochs": runs[0].get("config", {}).get("epochs")}
+    if len(runs) > 1:
+        entry.update(best_epoch=[m.get("best_epoch") for m in runs], epochs_run=[m.get("epochs_run") for m in runs],
+                     stopped_by=None if None in stops else "epochs" if "epochs" in stops else "patience")
+    if runs[0].get("lam_auto"):
+        entry["lam_auto"] = runs[0]["lam_auto"]
+    return entry
 
 
 # ----------------------------------------------------------------------------- rows

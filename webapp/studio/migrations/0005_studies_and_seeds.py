@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='study',
             name='dataset',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='studies', to='studio.dataset'),
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='studies', to='studio.dataset'),
         ),
         migrations.AddField(
             model_name='study',
