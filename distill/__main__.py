@@ -176,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-history", action="store_true", help="allow items already in the history")
     p.set_defaults(handler=cmd_recommend)
 
+    p = commands.add_parser("export", help="a trained run as ONNX or TorchScript with items, model card and serve.py")
+    p.add_argument("--run", required=True, help="run directory written by `train`")
+    p.add_argument("--format", required=True, metavar="FORMAT", help="onnx or torchscript")
+    p.add_argument("--out", required=True, help="export directory (replaced only once the export is checked)")
+    p.add_argument("--data", help="the prepared dataset the run was trained on; its test histories check the "
+                   "export (default: data/ beside the run or its seeds folder, when its hash matches)")
+    p.add_argument("--k", type=int, default=20, help="items the model answers, fixed at export (default 20)")
+    p.add_argument("--uncertainty", metavar="SEEDS_JSON", help="seeds.json of `train --seeds N`: the metrics' "
+                   "95%% intervals for the model card")
+    p.add_argument("--name", help="the dataset's name for the model card")
+    p.set_defaults(handler=cmd_export)
+
     p = commands.add_parser("bench", help="a trained run's inference latency (p50/p95, throughput)")
     p.add_argument("--run", help="run directory written by `train`")
     p.add_argument("--data", help="prepared dataset for --run (its test histories are the requests)")
@@ -487,6 +499,22 @@ def cmd_recommend(args) -> None:
     titles = dict(zip(student.item_ids, student.titles))
     print(json.dumps({"items": items, "scores": [round(s, 6) for s in scores],
                       "titles": [titles[i] for i in items]}))
+
+
+def cmd_export(args) -> None:
+    from distill.export import export_run, find_dataset
+    from distill.io import read_json
+    data = args.data or find_dataset(args.run)
+    if data is None:
+        raise ConfigError(f"export --run {args.run}: give --data DIR, the prepared dataset the run was trained on "
+                          "(its test histories check the export)")
+    uncertainty = read_json(args.uncertainty) if args.uncertainty else None
+    card = export_run(args.run, data, args.format, args.out, k=args.k, uncertainty=uncertainty, name=args.name)
+    latency, runtime = card["latency"], card["interface"]["runtime"]
+    print(f"checked on {card['check']['histories']} {card['check']['split']} histories (largest score difference "
+          f"{card['check']['max_abs_score_diff']:.2g}); p50 per request: torch {latency['torch']['p50_ms']:.3f} ms, "
+          f"{runtime} {latency[runtime]['p50_ms']:.3f} ms")
+    print(f"wrote {args.out}: {card['interface']['file']}, items.json, model_card.md, model_card.json, serve.py")
 
 
 def cmd_bench(args) -> None:
