@@ -13,7 +13,7 @@ ML100K ?= $(SHARED)/data/ml-100k
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo demo-cli test test-fast test-vllm bench bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
+.PHONY: install demo demo-cli test test-fast test-vllm bench bench-budget bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
 
 install: $(STAMP)
 
@@ -56,17 +56,24 @@ test: install deploy-tools browser-tools
 
 # The unit tier: no Postgres, Redis, worker or browser (SQLite in a temporary folder, Celery's
 # in-process memory:// broker, the local-memory cache); runs a test creates stay queued.
-UNIT_MARKERS := not slow and not integration and not browser
+UNIT_MARKERS := not slow and not integration and not browser and not venv
 test-fast: install deploy-tools
 	STUDIO_TEST_DB=sqlite ML100K=$(ML100K) $(PY) -m pytest -q -m "$(UNIT_MARKERS)"
 
 bench: install
 	$(PY) bench/training_bench.py --ml100k $(ML100K) --out bench-out/results.json
 	$(PY) bench/evidence_bench.py --ml100k $(ML100K) --out bench-out/evidence.json
+	$(PY) bench/export_bench.py --ml100k $(ML100K) --out bench-out/export.json
+	$(PY) bench/budget_bench.py --out bench-out/budget.json
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
 	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
 	$(PY) bench/prepare_bench.py
 	$(PY) bench/upload_bench.py
+
+# The teacher budget curve: how much of the distillation gain survives at 5-100% of the training
+# instances ranked, for each budget rule (about 15 minutes on 2 cores).
+bench-budget: install
+	$(PY) bench/budget_bench.py --out bench-out/budget.json
 
 # The dashboard's pages with 1,000 runs in Postgres: server time per page (fails over 300 ms).
 bench-dashboard: install

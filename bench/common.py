@@ -23,3 +23,23 @@ def fresh_database(db: str, storage: Path, **settings: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
         conn.execute(f'CREATE DATABASE "{db}"')
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+
+
+def prepared_ml100k(ml100k: str | Path, prefix: str):
+    """(a fresh temporary folder, ML-100k prepared in its data/ with the default options, loaded)."""
+    import tempfile
+
+    from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    source = Path(ml100k)
+    prepare_dataset("movielens", str(source / "u.data"), work / "data", items=str(source / "u.item"),
+                    options=PrepareOptions())
+    return work, PreparedDataset.load(work / "data")
+
+
+def write_result(path: str | Path, result) -> None:
+    """The benchmark's figures as JSON at `path` (its folder made if needed)."""
+    import json
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")

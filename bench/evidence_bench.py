@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import prepared_ml100k, write_result  # noqa: E402
 
 
 def main() -> int:
@@ -30,15 +31,10 @@ def main() -> int:
     parser.add_argument("--out", default="bench-out/evidence.json")
     args = parser.parse_args()
 
-    from distill.data import PrepareOptions, PreparedDataset, prepare_dataset
     from distill.recipe import ensure_teacher, student_config, train_role
     from distill.sweep import expand_grid, run_sweep
 
-    work = Path(tempfile.mkdtemp(prefix="evidence-bench-"))
-    source = Path(args.ml100k)
-    prepare_dataset("movielens", str(source / "u.data"), work / "data", items=str(source / "u.item"),
-                    options=PrepareOptions())
-    dataset = PreparedDataset.load(work / "data")
+    work, dataset = prepared_ml100k(args.ml100k, "evidence-bench-")
     fixed = {"epochs": args.epochs, "patience": args.epochs}
     result = {"dataset": "ml-100k", "train_instances": len(dataset.train), "items": dataset.num_items,
               "student": args.student, "epochs": args.epochs}
@@ -70,9 +66,7 @@ def main() -> int:
                        "sweep_s": round(sweep_s, 2), "budget_s (12 trainings + teacher)": round(budget, 2),
                        "sweep_plus_teacher_over_budget": round((sweep_s + teacher_s) / budget, 3),
                        "best": sweep["best"], "selected_on": sweep["selected_on"]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_result(args.out, result)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -4,13 +4,18 @@
   clients, REQUESTS requests in all) against gunicorn (WORKERS processes), the distilled SASRec
   trained on ML-100k kept loaded in memory;
 - `GET /api/runs/` (a page of 50) and `GET /api/runs/{id}/` with 1,000 runs (and their metric and
-  latency rows) in the database.
+  latency rows) in the database;
+- a batch of 256 histories in one `recommend` request (users/s);
+- the first `recommend` after a restart (gunicorn started, /healthz answered, then one request on
+  a new connection), with the students of recent runs preloaded (STUDENT_PRELOAD, the default) and
+  without (STUDENT_PRELOAD=0), 5 restarts each, alternating.
 
 It uses its own database (`studio_bench`, dropped and created) and a temporary STORAGE_ROOT.
 """
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import os
@@ -30,45 +35,84 @@ ROOT = Path(__file__).resolve().parent.parent
 ML100K = Path(os.environ.get("ML100K", ROOT.parent / "shared" / "data" / "ml-100k"))
 DB = os.environ.get("BENCH_DATABASE", "studio_bench")
 PORT = int(os.environ.get("BENCH_PORT", "8791"))
-CLIENTS, REQUESTS, WORKERS, RUNS = 8, 4000, 2, 1000
+CLIENTS, REQUESTS, WORKERS, RUNS, RESTARTS = 8, 4000, 2, 1000, 5
 
 
 def main() -> int:
     storage = Path(tempfile.mkdtemp(prefix="studio-bench-"))
-    fresh_database(DB, storage, THROTTLE_RUNS="1000000/hour")
+    fresh_database(DB, storage, THROTTLE_RECOMMEND="1000000/hour")
     import django
     django.setup()
-    token, run_id, history = populate(storage)
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "webapp.wsgi", "-b", f"127.0.0.1:{PORT}",
-                               "-w", str(WORKERS), "--threads", "4", "--log-level", "warning"], cwd=ROOT)
+    token, run_id, history, batch_histories = populate(storage)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    body = json.dumps({"history": history, "k": 10})
+    server = start_server()
     try:
-        wait(f"/healthz")
-        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-        body = json.dumps({"history": history, "k": 10})
         single = load("POST", f"/api/runs/{run_id}/recommend/", body, headers, 1, 500)
         recommend = load("POST", f"/api/runs/{run_id}/recommend/", body, headers, CLIENTS, REQUESTS)
+        batch = load("POST", f"/api/runs/{run_id}/recommend/", json.dumps({"histories": batch_histories, "k": 10}),
+                     headers, 1, 40)
         listing = load("GET", "/api/runs/?limit=50", None, headers, 2, 200)
         detail = load("GET", f"/api/runs/{run_id}/", None, headers, 2, 200)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
+    first = {"preloaded": [], "not preloaded": []}
+    for _ in range(RESTARTS):            # alternating, so both see the same machine state
+        for label, preload in (("preloaded", "8"), ("not preloaded", "0")):
+            server = start_server(STUDENT_PRELOAD=preload)
+            try:
+                first[label].append(first_call(f"/api/runs/{run_id}/recommend/", body, headers))
+            finally:
+                stop_server(server)
+    batch = {**batch, "users_per_s": batch["rps"] * len(batch_histories)}
     rows = [("POST /api/runs/{id}/recommend/", "1 client", single),
             ("POST /api/runs/{id}/recommend/", f"{CLIENTS} clients", recommend),
+            ("POST recommend, 256 histories", "1 client", batch),
             ("GET /api/runs/?limit=50", f"{RUNS:,} runs", listing),
             ("GET /api/runs/{id}/", f"{RUNS:,} runs", detail)]
     print(f"\n{'endpoint':<32} {'load':<12} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}  (gunicorn {WORKERS} workers "
           f"x 4 threads, loopback, {os.cpu_count()} cores)")
     for name, what, r in rows:
         print(f"{name:<32} {what:<12} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.0f}")
+    print(f"batch of 256 histories: {batch['users_per_s']:,.0f} users/s")
+    for label, times in first.items():
+        print(f"first recommend after a restart, {label}: " + ", ".join(f"{t:.0f} ms" for t in times))
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
-    (out / "service.json").write_text(json.dumps([{"endpoint": n, "load": w, **r} for n, w, r in rows], indent=2) + "\n")
+    (out / "service.json").write_text(json.dumps({"rows": [{"endpoint": n, "load": w, **r} for n, w, r in rows],
+                                                  "first_call_ms": first}, indent=2) + "\n")
     return 0
+
+
+def start_server(**env: str) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "webapp.wsgi", "-b", f"127.0.0.1:{PORT}",
+                               "-w", str(WORKERS), "--threads", "4", "--log-level", "warning"], cwd=ROOT,
+                              env={**os.environ, **env})
+    wait("/healthz")
+    return server
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def first_call(path: str, body: str, headers: dict) -> float:
+    """Milliseconds of one request on a new connection, made as soon as /healthz answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    start = time.perf_counter()
+    conn.request("POST", path, body=body, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        raise SystemExit(f"POST {path}: HTTP {response.status}")
+    return (time.perf_counter() - start) * 1000
 
 
 def populate(storage: Path):
     """A user, ML-100k, one succeeded run with a trained distilled SASRec, and 999 more runs."""
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
     from rest_framework.authtoken.models import Token
 
     from distill.config import TrainConfig
@@ -83,8 +127,10 @@ def populate(storage: Path):
                                      stats=prepared.stats, content_hash=prepared.content_hash,
                                      prepared_dir=str(prepared.path))
     config = {"student": "sasrec", "teacher": {"kind": "semantic"}, "distill": {}, "train": {"epochs": 1}}
+    now = timezone.now()      # runs[0] finished last: the one a restarted web process preloads first
     runs = Run.objects.bulk_create([Run(owner=user, dataset=dataset, name=f"run {i}", config=config, tags=["bench"],
-                                        status="succeeded", stage="latency", progress=1.0) for i in range(RUNS)])
+                                        status="succeeded", stage="latency", progress=1.0,
+                                        finished_at=now - datetime.timedelta(minutes=i)) for i in range(RUNS)])
     metrics, latency = [], []
     for run in runs:
         for role in ("teacher", "baseline", "distilled"):
@@ -98,8 +144,9 @@ def populate(storage: Path):
     Latency.objects.bulk_create(latency)
     result = train(prepared, TrainConfig(student="sasrec", epochs=1), None)
     save_run(result, prepared, storage / "runs" / str(runs[0].pk) / "distilled")
-    history = [prepared.item_ids[int(i)] for i in prepared.test.seq[0][:prepared.test.len_seq[0]]]
-    return token, runs[0].pk, history
+    histories = [[prepared.item_ids[int(i)] for i in prepared.test.seq[n][:prepared.test.len_seq[n]]]
+                 for n in range(256)]
+    return token, runs[0].pk, histories[0], histories
 
 
 def wait(path: str, timeout: float = 60) -> None:

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranks", required=True, help="myrank_train.txt")
     p.add_argument("--confidence", required=True, help="confidence_train.txt")
     p.add_argument("--embeddings", help="all_embeddings.pt (loaded with weights_only=True)")
+    _budget_options(p)
     p.add_argument("--out", required=True, help="teacher artifacts directory")
     p.set_defaults(handler=cmd_import_teacher)
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--k", type=int, default=20)
     t.add_argument("--dim", type=int, default=256)
+    _budget_options(t)
     t.add_argument("--out", required=True)
     t.set_defaults(handler=cmd_teacher_titles)
     t = kinds.add_parser("semantic", help="a local sentence encoder over the titles (CPU-friendly)")
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--exclude-history", action="store_true", help="rank the history's own items last")
     t.add_argument("--history", default="mean", choices=["mean", "text"],
                    help="mean of the items' vectors (fast) or the encoded concatenated titles")
+    _budget_options(t)
     t.add_argument("--out", required=True)
     t.set_defaults(handler=cmd_teacher_semantic)
     t = kinds.add_parser("finetune", help="LoRA-fine-tune a causal LM on BIGRec prompts (writes an adapter)")
@@ -111,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--gpu-memory", type=float, default=0.9, help="GPU memory fraction (vllm backend)")
     t.add_argument("--latency-requests", type=int, default=16, help="single-history requests timed (0: none)")
     t.add_argument("--max-empty", type=float, default=0.5, help="largest share of empty generations accepted")
+    _budget_options(t)
     _prompt_options(t, default=None)
     t.add_argument("--cache", help="teacher cache directory (default $DLLM2REC_HOME/teachers)")
     t.add_argument("--out", required=True)
@@ -254,18 +258,46 @@ def cmd_export_reference(args) -> None:
 def cmd_import_teacher(args) -> None:
     from distill.data import PreparedDataset
     from distill.teacher import import_reference
-    artifacts = import_reference(PreparedDataset.load(args.data), args.ranks, args.confidence,
-                                 args.embeddings, args.out)
-    print(f"wrote {args.out}: top-{artifacts.k} lists, embedding dim {artifacts.dim}")
+    dataset = PreparedDataset.load(args.data)
+    artifacts = import_reference(dataset, args.ranks, args.confidence, args.embeddings, args.out,
+                                 **_budget(args))
+    print(f"wrote {args.out}: top-{artifacts.k} lists, embedding dim {artifacts.dim}{_budget_note(artifacts.meta)}")
+
+
+def _budget_options(parser) -> None:
+    from distill.teacher.budget import BUDGET_RULES
+    parser.add_argument("--budget", metavar="N|FRACTION",
+                        help="rank only part of the training instances: a count (2000) or a fraction (0.1); the "
+                        "student distils rankings on those and item embeddings everywhere (default: all)")
+    parser.add_argument("--budget-rule", default="random", choices=BUDGET_RULES,
+                        help="which instances the budget ranks: random (seeded), recent (each user's latest "
+                        "first) or uncertain (where a quick plain student is least sure first)")
+    parser.add_argument("--budget-seed", type=int, default=0, help="seed of the budget rule (default 0)")
+
+
+def _budget(args) -> dict:
+    """The teacher options of --budget/--budget-rule/--budget-seed (none without --budget)."""
+    from distill.teacher.budget import parse_budget_text
+    if args.budget is None:
+        return {}
+    return {"budget": parse_budget_text(args.budget), "budget_rule": args.budget_rule, "budget_seed": args.budget_seed}
+
+
+def _budget_note(meta: dict) -> str:
+    record = meta.get("budget")
+    if not record:
+        return ""
+    return (f"; ranked {record['ranked']:,} of {record['instances']:,} training instances "
+            f"(budget {record['budget']}, rule {record['rule']}, seed {record['seed']})")
 
 
 def cmd_teacher_titles(args) -> None:
-    _build_teacher(args, "titles", k=args.k, dim=args.dim)
+    _build_teacher(args, "titles", k=args.k, dim=args.dim, **_budget(args))
 
 
 def cmd_teacher_semantic(args) -> None:
     _build_teacher(args, "semantic", model=args.model, k=args.k, exclude_history=args.exclude_history,
-                   history=args.history)
+                   history=args.history, **_budget(args))
 
 
 def _build_teacher(args, kind: str, cache=None, **options) -> None:
@@ -276,6 +308,8 @@ def _build_teacher(args, kind: str, cache=None, **options) -> None:
     dataset = PreparedDataset.load(args.data)
     out = build_teacher(kind, dataset, args.out, cache=cache, log=print if kind == "bigrec" else None, **options)
     _print_teacher(read_json(out / "metrics.json"), dataset, args.out)
+    if options.get("budget") is not None:
+        print(_budget_note(read_json(out / "teacher.json")).removeprefix("; "))
 
 
 def _prompt_options(parser, default: str | None = "neutral") -> None:
@@ -309,7 +343,8 @@ def cmd_teacher_bigrec(args) -> None:
                    max_new_tokens=args.max_new_tokens, batch=args.batch, block=args.block, style=args.style,
                    template=_template(args), exclude_history=args.exclude_history, limit=args.limit,
                    device=args.device, dtype=args.dtype, tensor_parallel=args.tensor_parallel,
-                   gpu_memory=args.gpu_memory, latency_requests=args.latency_requests, max_empty=args.max_empty)
+                   gpu_memory=args.gpu_memory, latency_requests=args.latency_requests, max_empty=args.max_empty,
+                   **_budget(args))
     shard = parse_shard(args.shard)
     if shard is None:
         _build_teacher(args, "bigrec", cache=args.cache, **options)

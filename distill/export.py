@@ -302,13 +302,16 @@ def _timings(call, n: int, requests: int, warmup: int = 10) -> dict:
     return percentiles_ms(np.array(timings) * 1000)
 
 
-def _throughput(call, n: int, batch_size: int) -> float:
-    rows = min(n, batch_size * 4)
-    call(0, batch_size)
+def _throughput(call, n: int, batch_size: int, batches: int = 20) -> float:
+    """Users/s over `batches` calls of `batch_size` histories (cycling through the n there are),
+    after one warm-up call."""
+    size = min(batch_size, n)
+    starts = [(i * size) % (n - size + 1) for i in range(batches)]
+    call(0, size)
     start = time.perf_counter()
-    for s in range(0, rows, batch_size):
-        call(s, batch_size)
-    return rows / (time.perf_counter() - start)
+    for s in starts:
+        call(s, size)
+    return batches * size / (time.perf_counter() - start)
 
 
 @torch.no_grad()

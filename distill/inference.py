@@ -44,23 +44,48 @@ class TrainedStudent:
         return cls(model=model, config=config, item_ids=items["ids"], titles=items["titles"],
                    max_len=meta["max_len"])
 
-    @torch.no_grad()
     def recommend(self, history: list[str], k: int = 10, exclude_history: bool = True) -> tuple[list[str], list[float]]:
-        index = self.index
-        unknown = [raw for raw in history if raw not in index]
-        if unknown:
-            raise DistillError(f"history item(s) {', '.join(map(repr, unknown[:5]))} are not in this run's "
-                               f"catalogue of {len(self.item_ids)} items; use item ids as in the uploaded data")
-        if not history:
-            raise DistillError("history is empty; give at least one item id")
+        """The top-k item ids (and scores) after one history of raw item ids, best first."""
+        return self.recommend_many([history], k, exclude_history)[0]
+
+    @torch.no_grad()
+    def recommend_many(self, histories: list[list[str]], k: int = 10,
+                       exclude_history: bool = True) -> list[tuple[list[str], list[float]]]:
+        """The top-k after each of `histories` in one forward pass: [(ids, scores)] in their order.
+        A history longer than max_len keeps its last max_len items; with `exclude_history` every item
+        of the whole history is left out, so a row may answer fewer than k items."""
         if k < 1:
             raise DistillError(f"k={k}: must be at least 1")
-        ids = [index[raw] for raw in history][-self.max_len:]
-        pad = len(self.item_ids)
+        index, pad = self.index, len(self.item_ids)
+        rows = []
+        for n, history in enumerate(histories):
+            where = f"history {n}" if len(histories) > 1 else "history"
+            if not history:
+                raise DistillError(f"{where} is empty; give at least one item id")
+            unknown = [raw for raw in history if raw not in index]
+            if unknown:
+                raise DistillError(f"{where}: item(s) {', '.join(map(repr, unknown[:5]))}"
+                                   f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''} are not in "
+                                   f"this run's catalogue of {len(self.item_ids)} items; use item ids as in the "
+                                   "uploaded data")
+            rows.append([index[raw] for raw in history])
         device = next(self.model.parameters()).device
-        seq = torch.tensor([ids + [pad] * (self.max_len - len(ids))], device=device)
-        scores = self.model(seq, torch.tensor([len(ids)], device=device))[0]
-        if exclude_history:
-            scores[torch.tensor([index[raw] for raw in history], device=device)] = -torch.inf
-        top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
-        return [self.item_ids[i] for i in top.indices.tolist()], top.values.tolist()
+        seq = torch.full((len(rows), self.max_len), pad, dtype=torch.long)
+        lengths = torch.empty(len(rows), dtype=torch.long)
+        widest = max(len(r) for r in rows) if exclude_history else 1
+        exclude = torch.full((len(rows), widest), pad, dtype=torch.long)
+        for n, row in enumerate(rows):
+            window = row[-self.max_len:]
+            seq[n, :len(window)] = torch.tensor(window)
+            lengths[n] = len(window)
+            if exclude_history:
+                exclude[n, :len(row)] = torch.tensor(row)
+        scores = self.model(seq.to(device), lengths.to(device))
+        # One extra column for the padding id, so that padding in `exclude` lands there and is dropped.
+        scores = torch.cat([scores, torch.zeros_like(scores[:, :1])], 1)
+        scores = scores.scatter(1, exclude.to(device), -torch.inf)[:, :-1]
+        top = scores.topk(min(k, pad), dim=1)
+        values, indices = top.values.cpu(), top.indices.cpu()
+        keep = torch.isfinite(values).sum(1).tolist()
+        ids = [[self.item_ids[i] for i in row[:n]] for row, n in zip(indices.tolist(), keep)]
+        return [(row_ids, row[:n]) for row_ids, row, n in zip(ids, values.tolist(), keep)]

@@ -25,6 +25,12 @@ class TeacherSignal:
         self.candidates = torch.as_tensor(np.ascontiguousarray(ids[:, :k]), dtype=torch.long, device=device)
         self.distances = None
         self.instance_weights = None
+        # With a teacher budget (docs/method.md §2.6) only the ranked rows are distilled.
+        ranked = teacher.ranked_rows("train") if hasattr(teacher, "ranked_rows") else None
+        self.ranked = None if ranked is None else torch.as_tensor(ranked, dtype=torch.bool, device=device)
+        if self.ranked is not None and config.dro_weighting == "official" and config.student == "dros":
+            raise ConfigError("dro_weighting=official averages the DRO term over every instance of a batch, which "
+                              "a teacher budget leaves unranked; use dro_weighting=instance with a budgeted teacher")
         if config.confidence == "candidate":
             dist = teacher.distances["train"][:, :k]
             self.distances = torch.as_tensor(np.ascontiguousarray(dist), dtype=torch.float32, device=device)
@@ -34,8 +40,22 @@ class TeacherSignal:
                 raise ConfigError("confidence=paper needs the teacher's distance from its answer to each true "
                                   "next item (train_target_dist in ranks.safetensors), which this teacher did not "
                                   "write (the reference code's files have none); use confidence=candidate")
-            self.instance_weights = instance_confidence(
-                torch.as_tensor(target, dtype=torch.float32, device=device), config.confidence_beta)
+            target = torch.as_tensor(target, dtype=torch.float32, device=device)
+            if self.ranked is not None:     # unranked rows hold zeros: the minimum is taken over ranked rows
+                target = torch.where(self.ranked, target, target[self.ranked].min())
+            self.instance_weights = instance_confidence(target, config.confidence_beta)
+
+    def batch_weights(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Per-instance weights of the ranking term for the batch rows `idx`: the confidence of
+        `confidence=paper`, times, with a budget, ranked / (share of the batch ranked), so that the
+        term is the mean over the batch's ranked instances and its scale does not depend on the
+        budget (0 for a batch without any)."""
+        weights = self.instance_weights[idx] if self.instance_weights is not None else None
+        if self.ranked is None:
+            return weights
+        ranked = self.ranked[idx].to(torch.float32)
+        scale = ranked * (len(idx) / ranked.sum().clamp(min=1))
+        return scale if weights is None else weights * scale
 
 
 class Objective:
@@ -95,7 +115,7 @@ class Objective:
             gamma_consistency=config.gamma_consistency, use_position=config.use_position,
             use_confidence=config.use_confidence, use_consistency=config.use_consistency,
             position_beta=config.position_beta)
-        instance_weights = signal.instance_weights[idx] if signal.instance_weights is not None else None
+        instance_weights = signal.batch_weights(idx)
         return loss + self.lam * ranking_distillation_loss(
             picked[:, 2:], picked[:, 1], weights, official_negative=config.official_negative,
             instance_weights=instance_weights, dro=dro[:, 1:] if dro is not None else None, alpha=self.alpha,

@@ -51,6 +51,17 @@ def poll_run(client, run_id: int, until=FINISHED, timeout: float = 300) -> dict:
                       lambda: f"run {run_id} still {last.get('status')} ({last.get('stage_message')})")
 
 
+def poll_study(client, study_id: int, timeout: float = 900) -> dict:
+    """GET /api/studies/<id>/ until it is no longer queued or running; the last body."""
+    last: dict = {}
+
+    def finished():
+        last.update(client.get(f"/api/studies/{study_id}/").json())
+        return dict(last) if last["status"] not in ("queued", "running") else None
+
+    return wait_until(finished, timeout, 1.0, lambda: f"study still {last.get('status')}: {last.get('counts')}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as probe:
@@ -173,6 +184,59 @@ def finished_run(owner, dataset, name="run", student="sasrec", teacher=0.10, bas
     file.write_text('{"test": {}}')
     Artifact.objects.create(run=run, kind="distilled", path=str(file), size=12, sha256="ab" * 32)
     RunEvent.objects.create(run=run, stage="baseline", message="baseline: training sasrec")
+    return run
+
+
+_SERVED: dict[str, Path] = {}
+
+
+def _served_files() -> Path:
+    """A prepared synthetic catalogue (data/) and two tiny trained SASRec students (baseline/,
+    distilled/), built once per test session and copied into each served run."""
+    import tempfile
+
+    if "root" not in _SERVED:
+        from distill.data import PrepareOptions, prepare_dataset
+        from distill.data.dataset import PreparedDataset
+        from distill.data.synth import generate_synthetic
+        from distill.recipe import ensure_student, student_config
+        root = Path(tempfile.mkdtemp(prefix="served-"))
+        generate_synthetic(root / "raw", users=60, items=80, interactions_per_user=(8, 16), seed=3)
+        prepare_dataset("csv", str(root / "raw" / "interactions.csv"), root / "data",
+                        items=str(root / "raw" / "items.csv"), options=PrepareOptions())
+        dataset = PreparedDataset.load(root / "data")
+        for seed, role in enumerate(("baseline", "distilled")):
+            ensure_student(dataset, student_config("sasrec", {"epochs": 2, "hidden": 16, "seed": seed}, {},
+                                                   distilled=False), None, root / role)
+        _SERVED["root"] = root
+    return _SERVED["root"]
+
+
+def served_run(owner, name="served"):
+    """A succeeded run whose baseline and distilled students are real trained models on a small
+    synthetic catalogue (its dataset row points at the prepared files): enough to recommend and
+    export without a worker."""
+    import shutil
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from distill.data.dataset import PreparedDataset
+    from webapp.studio.models import Dataset, Run
+    from webapp.studio.services import validate_config
+    from webapp.studio.stages import run_dir
+    files = _served_files()
+    dataset = Dataset.objects.create(owner=owner, name=f"synthetic {name}", format="csv", status=Dataset.Status.READY)
+    prepared = Path(settings.STORAGE_ROOT) / "datasets" / f"served-{dataset.pk}" / "prepared"
+    shutil.copytree(files / "data", prepared)
+    dataset.prepared_dir = str(prepared)
+    dataset.content_hash = PreparedDataset.load(prepared).content_hash
+    dataset.save()
+    config = validate_config("sasrec", {"backend": "titles"}, {"lam": 0.5}, {"epochs": 2, "hidden": 16})
+    run = Run.objects.create(owner=owner, dataset=dataset, name=name, config=config, status=Run.Status.SUCCEEDED,
+                             progress=1.0, stage="latency", finished_at=timezone.now())
+    for role in ("baseline", "distilled"):
+        shutil.copytree(files / role, run_dir(run) / role)
     return run
 
 

@@ -126,6 +126,10 @@ REST_FRAMEWORK = {
         "uploads": env_str("THROTTLE_UPLOADS", "30/hour"),
         "runs": env_str("THROTTLE_RUNS", "120/hour"),
         "token": env_str("THROTTLE_TOKEN", "30/minute"),
+        # /recommend (a student's forward pass) and exports (a model export and its check) have
+        # budgets of their own: serving recommendations never spends the budget for creating runs.
+        "recommend": env_str("THROTTLE_RECOMMEND", "600/minute"),
+        "exports": env_str("THROTTLE_EXPORTS", "30/hour"),
     },
     "EXCEPTION_HANDLER": "webapp.studio.api.exception_handler",
 }
@@ -209,6 +213,9 @@ RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
 # A running run whose heartbeat is older than this is taken as lost (its worker died, or the broker
 # lost the message) and is enqueued again by the next worker that starts or by `recover_runs`.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 900, minimum=1)
+# The web process loads the distilled students of this many most recently finished runs when it
+# starts (webapp/wsgi.py), so the first /recommend after a restart reads no model; 0 turns it off.
+STUDENT_PRELOAD = env_int("STUDENT_PRELOAD", 8, minimum=0)
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

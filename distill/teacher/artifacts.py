@@ -9,6 +9,10 @@ Layout of a teacher-artifacts directory::
         {split}_dist  float32 [N_split, K]   their distances, ascending (smaller = more confident)
         {split}_target_dist float32 [N_split] (optional) distance from the teacher's answer to the
                       true next item: the per-instance confidence of `confidence=paper` (docs/method.md §4)
+        train_ranked  uint8   [N_train] (with a budget) 1 for the instances the teacher ranked; the
+                      other rows of train_ids/_dist/_target_dist are zeros and are never distilled
+        train_order   int64   [N_train] (with a budget) the budget rule's order of every training row:
+                      the ranked rows are its first teacher.json["budget"]["ranked"] (docs/method.md §2.6)
     item_embeddings.safetensors  (optional)
         embeddings    float32 [num_items, D] teacher item embeddings for embedding distillation
 
@@ -48,6 +52,13 @@ class TeacherArtifacts:
     meta: dict
     path: Path | None = None
     target_distances: dict[str, np.ndarray] = field(default_factory=dict)
+    ranked: dict[str, np.ndarray] = field(default_factory=dict)   # "train" -> uint8 mask, with a budget
+    budget_order: np.ndarray | None = None                        # the budget rule's order of the train rows
+
+    def ranked_rows(self, split: str = "train") -> np.ndarray | None:
+        """Bool mask of the rows the teacher ranked (None: every row)."""
+        mask = self.ranked.get(split)
+        return None if mask is None else mask.astype(bool)
 
     @property
     def k(self) -> int:
@@ -115,6 +126,10 @@ class TeacherArtifacts:
             arrays[f"{split}_dist"] = self.distances[split]
             if split in self.target_distances:
                 arrays[f"{split}_target_dist"] = self.target_distances[split]
+            if split in self.ranked:
+                arrays[f"{split}_ranked"] = self.ranked[split]
+        if self.budget_order is not None:
+            arrays["train_order"] = self.budget_order
         with atomic_directory(out) as tmp:
             save_file(arrays, str(tmp / RANKS_FILE))
             if self.item_embeddings is not None:
@@ -152,8 +167,10 @@ class TeacherArtifacts:
                                f"version reads {FORMAT_VERSION}; run the teacher again")
 
         ranks = _read_safetensors(path / RANKS_FILE)
-        ids, distances, targets = {}, {}, {}
+        ids, distances, targets, ranked = {}, {}, {}, {}
         for split in meta["splits"]:
+            if f"{split}_ranked" in ranks:
+                ranked[split] = ranks[f"{split}_ranked"]
             for key in (f"{split}_ids", f"{split}_dist"):
                 if key not in ranks:
                     raise TeacherError(f"{path / RANKS_FILE}: no {key} although {META_FILE} lists "
@@ -171,7 +188,7 @@ class TeacherArtifacts:
             embeddings = stored["embeddings"]
 
         artifacts = cls(ids=ids, distances=distances, item_embeddings=embeddings, meta=meta, path=path,
-                        target_distances=targets)
+                        target_distances=targets, ranked=ranked, budget_order=ranks.get("train_order"))
         if dataset is None:
             artifacts._check_consistent()
         else:
@@ -238,6 +255,7 @@ class TeacherArtifacts:
                     raise TeacherError(f"{ranks}: {split}_target_dist has shape {list(target.shape)}; "
                                        f"expected one distance per instance ({ids.shape[0]:,})")
                 require_finite(target, f"{ranks}: {split}_target_dist")
+        self._check_budget(ranks)
         if self.item_embeddings is None:
             if self.meta["dim"] is not None:
                 raise TeacherError(f"{self._file(META_FILE)}: dim is {self.meta['dim']} but there are no "
@@ -251,6 +269,23 @@ class TeacherArtifacts:
             raise TeacherError(f"{file}: {embeddings.shape[0]:,} embedding rows but the dataset has "
                                f"{num_items:,} items; there must be one row per item")
         require_finite(embeddings, f"{file}: embeddings")
+
+    def _check_budget(self, ranks: str) -> None:
+        """A budget's mask and order agree with each other and with teacher.json's record."""
+        record, mask = self.meta.get("budget"), self.ranked.get("train")
+        if record is None and mask is None:
+            return
+        if record is None or mask is None or self.budget_order is None:
+            raise TeacherError(f"{ranks}: a budget needs train_ranked, train_order and teacher.json's \"budget\" "
+                               "together; write the artifacts again")
+        n = len(self.ids["train"])
+        if (mask.shape != (n,) or self.budget_order.shape != (n,) or self.budget_order.min(initial=0) < 0
+                or self.budget_order.max(initial=0) >= n):
+            raise TeacherError(f"{ranks}: train_ranked and train_order must have one entry per training instance "
+                               f"({n:,}); write the artifacts again")
+        if int(mask.sum()) != record.get("ranked") or not mask[self.budget_order[:record["ranked"]]].all():
+            raise TeacherError(f"{ranks}: train_ranked does not mark the first {record.get('ranked')} rows of "
+                               "train_order; write the artifacts again")
 
     def _file(self, name: str) -> str:
         return str(self.path / name) if self.path is not None else name

@@ -69,6 +69,9 @@ class BigRecOptions:
     gpu_memory: float = 0.9
     latency_requests: int = 16
     max_empty: float = 0.5
+    budget: int | float | None = None  # rank only part of the training instances (distill.teacher.budget)
+    budget_rule: str = "random"
+    budget_seed: int = 0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():  # the registry's types, choices and TEACHER_BOUNDS
@@ -98,18 +101,25 @@ class _Plan:
     style: object
     teacher: dict
     key: str
+    budget: tuple[np.ndarray, int, dict] | None = None   # (order, count, record) of a budget
 
     def blocks(self) -> list[tuple[str, int, int]]:
+        """(split, start, stop): positions start..stop-1 in `row_index(split)`."""
         blocks = []
         for split in SPLITS:
-            rows = self.rows(split)
+            rows = len(self.row_index(split))
             blocks += [(split, start, min(start + self.options.block, rows))
                        for start in range(0, rows, self.options.block)]
         return blocks
 
-    def rows(self, split: str) -> int:
+    def row_index(self, split: str) -> np.ndarray:
+        """The rows of `split` the teacher ranks, ascending: all (or the first `limit`), or for train
+        with a budget the budget's rows."""
+        if split == "train" and self.budget is not None:
+            order, count, _ = self.budget
+            return np.sort(order[:count])
         n = len(self.dataset.split(split))
-        return n if self.options.limit is None else min(n, self.options.limit)
+        return np.arange(n if self.options.limit is None else min(n, self.options.limit))
 
 
 def plan(dataset: PreparedDataset, model: str | Path | None, adapter: str | Path | None,
@@ -163,10 +173,18 @@ def plan(dataset: PreparedDataset, model: str | Path | None, adapter: str | Path
         "batch": options.batch,
         "pad_token_fixed": bool(tokenizer.pad_fixed),
     }
+    budget = None
+    if options.budget is not None:
+        if options.limit is not None:
+            raise ConfigError("bigrec: give budget or limit, not both (limit is the smoke-test cut of every split; "
+                              "budget ranks part of the training instances for distillation)")
+        from distill.teacher.budget import select
+        budget = select(dataset, options.budget, options.budget_rule, options.budget_seed)
+        teacher["budget"] = {key: budget[2][key] for key in ("budget", "rule", "seed")}
     key_source = json.dumps({"version": KEY_VERSION, "dataset": dataset.content_hash, "k": options.k,
                              "teacher": teacher}, sort_keys=True)
     key = hashlib.sha256(key_source.encode()).hexdigest()[:24]
-    return _Plan(dataset, options, path, adapter_path, style, teacher, key)
+    return _Plan(dataset, options, path, adapter_path, style, teacher, key, budget)
 
 
 def default_cache() -> Path:
@@ -251,7 +269,7 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
         return {"key": run.key, "cached": False, "path": str(out), "shard": list(shard)}
 
     _assemble(dataset, run.teacher, blocks, lambda block: partial / "blocks" / _block_name(block),
-              partial / "items.safetensors", partial / "latency.json", entry / "artifacts")
+              partial / "items.safetensors", partial / "latency.json", entry / "artifacts", run.budget)
     shutil.rmtree(partial, ignore_errors=True)
     if out is None:
         return {"key": run.key, "cached": False, "path": str(entry / "artifacts")}
@@ -292,8 +310,13 @@ def merge_shards(dataset: PreparedDataset, shards: list[str | Path], out: str | 
     blocks = [tuple(b) for record, _ in records for b in record["blocks"]]
     latency = next((d / "latency.json" for _, d in records if (d / "latency.json").is_file()), None)
     entry = (Path(cache) if cache is not None else default_cache()) / first["key"]
+    budget = None
+    if first["teacher"].get("budget"):
+        from distill.teacher.budget import select
+        chosen = first["teacher"]["budget"]
+        budget = select(dataset, chosen["budget"], chosen["rule"], chosen["seed"])
     _assemble(dataset, first["teacher"], blocks, where.__getitem__, records[0][1] / "items.safetensors", latency,
-              entry / "artifacts")
+              entry / "artifacts", budget)
     if out is None:
         return {"key": first["key"], "path": str(entry / "artifacts"), "shards": len(records)}
     _copy_dir(entry / "artifacts", out)
@@ -326,7 +349,8 @@ def _run_block(run: _Plan, backend, items: torch.Tensor, block, fits, partial: P
     """Generate, ground and checkpoint one block; returns how many of its generations were empty."""
     name, start, stop = block
     split = run.dataset.split(name)
-    seq, len_seq = split.seq[start:stop], split.len_seq[start:stop]
+    rows = run.row_index(name)[start:stop]
+    seq, len_seq = split.seq[rows], split.len_seq[rows]
     began = time.perf_counter()
     prompts = instance_prompts(run.dataset.titles, seq, len_seq, run.style, fits,
                                should_cancel=getattr(backend, "should_cancel", None))
@@ -334,7 +358,7 @@ def _run_block(run: _Plan, backend, items: torch.Tensor, block, fits, partial: P
     answers = [clean_generation(text) for text in raw]
     empty = sum(not answer for answer in answers)
     queries = backend.embed([answer or EMPTY_ANSWER for answer in answers])
-    ranked = nearest_items(queries, items, run.options.k, histories=seq, targets=split.next[start:stop])
+    ranked = nearest_items(queries, items, run.options.k, histories=seq, targets=split.next[rows])
     seconds = time.perf_counter() - began
     arrays = {key: ranked[key] for key in ("ids", "dist", "ids_new", "dist_new", "target_dist")}
     _save_atomic(partial / "blocks" / _block_name(block), arrays,
@@ -359,8 +383,11 @@ def _measure_latency(run: _Plan, backend, items: torch.Tensor, fits) -> dict:
 
 
 def _assemble(dataset: PreparedDataset, teacher: dict, blocks, locate: Callable[[tuple], Path], items_file: Path,
-              latency_file: Path | None, target: Path) -> None:
-    """Concatenate the blocks into teacher artifacts (+ metrics, generations, latency) at `target`."""
+              latency_file: Path | None, target: Path, budget: tuple | None = None) -> None:
+    """Concatenate the blocks into teacher artifacts (+ metrics, generations, latency) at `target`;
+    with a `budget` (order, count, record) the train blocks hold the budget's rows, put back in
+    their places among the training instances (the others zero, marked unranked)."""
+    train_rows = None if budget is None else np.sort(budget[0][:budget[1]])
     parts: dict[str, dict[str, list]] = {s: {} for s in SPLITS}
     generations, empty, seconds = [], {s: 0 for s in SPLITS}, 0.0
     for block in blocks:
@@ -372,17 +399,28 @@ def _assemble(dataset: PreparedDataset, teacher: dict, blocks, locate: Callable[
         for key, array in arrays.items():
             parts[block[0]].setdefault(key, []).append(array)
         texts = json.loads(meta["generations"])
-        generations += [{"split": block[0], "row": block[1] + i, "text": text} for i, text in enumerate(texts)]
+        rows = (train_rows[block[1]:block[2]] if block[0] == "train" and train_rows is not None
+                else range(block[1], block[2]))
+        generations += [{"split": block[0], "row": int(row), "text": text} for row, text in zip(rows, texts)]
         empty[block[0]] += int(meta["empty"])
         seconds += float(meta["seconds"])
     splits = [s for s in SPLITS if parts[s]]
     cat = {s: {key: np.concatenate(v) for key, v in parts[s].items()} for s in splits}
+    if train_rows is not None and "train" in cat:
+        n = len(dataset.train)
+        for key, array in cat["train"].items():
+            full = np.zeros((n, *array.shape[1:]), dtype=array.dtype)
+            full[train_rows] = array
+            cat["train"][key] = full
     primary, other = ("ids_new", "dist_new") if teacher["exclude_history"] else ("ids", "dist")
     meta = dict(teacher, empty_generations=empty)
     artifacts = TeacherArtifacts.build(dataset, {s: cat[s][primary] for s in splits},
                                        {s: cat[s][other] for s in splits},
                                        load_file(str(items_file))["embeddings"], meta,
                                        {s: cat[s]["target_dist"] for s in splits}, limit=teacher.get("limit"))
+    if budget is not None:
+        from distill.teacher.budget import apply_budget
+        apply_budget(artifacts, *budget)
     report = teacher_report(artifacts, dataset)
     alternative = "ids" if teacher["exclude_history"] else "ids_new"
     label = "history_included" if teacher["exclude_history"] else "history_excluded"

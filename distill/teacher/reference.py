@@ -17,14 +17,16 @@ from distill.teacher.artifacts import TeacherArtifacts, require_finite
 
 def import_reference(dataset: PreparedDataset, ranks_path: str | Path, confidence_path: str | Path,
                      embeddings_path: str | Path | None, out: str | Path,
-                     k: int | None = None) -> TeacherArtifacts:
+                     k: int | None = None, budget=None, budget_rule: str = "random",
+                     budget_seed: int = 0) -> TeacherArtifacts:
     """Convert the DLLM2Rec reference code's teacher files into teacher artifacts at `out`.
 
     `ranks_path` (myrank_train.txt) and `confidence_path` (confidence_train.txt) hold one row per
     training instance of `dataset`, in its order: the teacher's top item ids and their distances
     (docs/method.md §4 uses exp(-distance) as confidence). `embeddings_path` (all_embeddings.pt) holds a
     [num_items, D] tensor; it is read with weights_only=True so a crafted pickle cannot run code.
-    `k` keeps the first k columns (the reference code's `candidate_topk`); default all.
+    `k` keeps the first k columns (the reference code's `candidate_topk`); default all. `budget`
+    keeps the ranks of part of the training instances only (distill.teacher.budget).
     Everything is validated before anything is written, so a failure leaves `out` untouched.
     """
     ranks_path, confidence_path = Path(ranks_path), Path(confidence_path)
@@ -56,6 +58,8 @@ def import_reference(dataset: PreparedDataset, ranks_path: str | Path, confidenc
                   "embeddings": None if embeddings_path is None else Path(embeddings_path).name},
     }
     artifacts = TeacherArtifacts.build(dataset, {"train": ids}, {"train": confidence}, embeddings, teacher)
+    from distill.teacher.registry import with_budget
+    with_budget(artifacts, dataset, budget, budget_rule, budget_seed)
     artifacts.save(out)
     return artifacts
 

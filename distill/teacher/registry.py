@@ -17,6 +17,7 @@ from typing import Callable
 
 from distill.errors import ConfigError
 from distill.latency import LATENCY_REQUESTS
+from distill.teacher.budget import BUDGET_RULES, DEFAULT_RULE, check_budget
 from distill.teacher.prompts import PRESETS
 from distill.teacher.semantic import HISTORY_MODES
 
@@ -41,10 +42,12 @@ TEACHER_BOUNDS: dict[str, tuple[int, int] | tuple[float, float]] = {
     "tensor_parallel": (1, 64),       # GPUs per vLLM engine
     "gpu_memory": (0.05, 0.99),       # vLLM's share of the GPU memory
     "max_empty": (0.0, 1.0),          # share of empty generations accepted
+    "budget_seed": (0, 2**31 - 1),    # the budget rule's random order (and its quick student's seed)
 }
 # The options whose value is one of a known set.
 TEACHER_CHOICES: dict[str, tuple[str, ...]] = {
     "backend": BIGREC_BACKENDS, "dtype": DTYPES, "history": HISTORY_MODES, "style": tuple(PRESETS),
+    "budget_rule": BUDGET_RULES,
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")  # BigRecOptions.device: auto | cpu | cuda | cuda:N
 # Options that name something (a model or adapter directory, a template text): strings of at most
@@ -52,7 +55,9 @@ DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")  # BigRecOptions.device: aut
 TEACHER_TEXTS = {"model": ("a model name", 4096), "adapter": ("an adapter name", 4096),
                  "template": ("a prompt template", 20_000)}
 FLAGS = ("exclude_history",)
-NULLABLE = ("model", "adapter", "template", "style", "limit")  # None means: the default / no limit
+NULLABLE = ("model", "adapter", "template", "style", "limit", "budget")  # None means: the default / no limit
+# Every kind takes a budget (docs/method.md §2.6): rank only part of the training instances.
+BUDGET_OPTIONS = frozenset({"budget", "budget_rule", "budget_seed"})
 
 
 @dataclass(frozen=True)
@@ -64,19 +69,34 @@ class TeacherKind:
 
 
 def _build_titles(dataset, out, *, cache=None, log=None, should_cancel=None, k: int = 20, dim: int = 256,
-                  latency_requests: int = LATENCY_REQUESTS) -> Path:
+                  latency_requests: int = LATENCY_REQUESTS, budget=None, budget_rule: str = DEFAULT_RULE,
+                  budget_seed: int = 0) -> Path:
     from distill.teacher.titles import title_latency, title_teacher
     artifacts = title_teacher(dataset, k=k, dim=dim, should_cancel=should_cancel)
+    with_budget(artifacts, dataset, budget, budget_rule, budget_seed, should_cancel)
     return _save(artifacts, dataset, out, title_latency(dataset, artifacts, latency_requests, should_cancel))
 
 
 def _build_semantic(dataset, out, *, cache=None, log=None, should_cancel=None, model=None, k: int = 20,
                     exclude_history: bool = False, history: str = "mean",
-                    latency_requests: int = LATENCY_REQUESTS) -> Path:
+                    latency_requests: int = LATENCY_REQUESTS, budget=None, budget_rule: str = DEFAULT_RULE,
+                    budget_seed: int = 0) -> Path:
     from distill.teacher.semantic import semantic_latency, semantic_teacher
     artifacts = semantic_teacher(dataset, model, k=k, exclude_history=exclude_history, history=history,
                                  should_cancel=should_cancel)
+    with_budget(artifacts, dataset, budget, budget_rule, budget_seed, should_cancel)
     return _save(artifacts, dataset, out, semantic_latency(dataset, artifacts, latency_requests, should_cancel))
+
+
+def with_budget(artifacts, dataset, budget, rule: str = DEFAULT_RULE, seed: int = 0, should_cancel=None):
+    """`artifacts` (ranked on every training instance) cut to `budget` chosen by `rule` (nothing to do
+    without a budget). The cheap teachers rank everything and keep the budget's rows, which gives the
+    same rows as ranking only those; BIGRec generates for the budget's rows only."""
+    if budget is None:
+        return artifacts
+    from distill.teacher.budget import apply_budget, select
+    order, count, record = select(dataset, budget, rule, seed, should_cancel=should_cancel)
+    return apply_budget(artifacts, order, count, record)
 
 
 def legacy_kind(backend: str) -> str:
@@ -114,14 +134,14 @@ def _save(artifacts, dataset, out, latency: dict | None = None) -> Path:
 
 
 TEACHERS: dict[str, TeacherKind] = {
-    "semantic": TeacherKind("semantic", frozenset({"k", "model", "exclude_history", "history", "latency_requests"}),
-                            _build_semantic, "sentence encoder over the titles"),
-    "titles": TeacherKind("titles", frozenset({"k", "dim", "latency_requests"}), _build_titles,
+    "semantic": TeacherKind("semantic", frozenset({"k", "model", "exclude_history", "history", "latency_requests"})
+                            | BUDGET_OPTIONS, _build_semantic, "sentence encoder over the titles"),
+    "titles": TeacherKind("titles", frozenset({"k", "dim", "latency_requests"}) | BUDGET_OPTIONS, _build_titles,
                           "title similarity (TF-IDF)"),
     "bigrec": TeacherKind("bigrec", frozenset({
         "backend", "model", "adapter", "k", "beams", "max_new_tokens", "batch", "block", "style", "template",
         "exclude_history", "limit", "device", "dtype", "tensor_parallel", "gpu_memory", "latency_requests",
-        "max_empty"}), _build_bigrec, "BIGRec generation + grounding"),
+        "max_empty"}) | BUDGET_OPTIONS, _build_bigrec, "BIGRec generation + grounding"),
 }
 
 
@@ -166,7 +186,9 @@ def check_teacher_option(name: str, value) -> None:
     if value is None and name in NULLABLE:
         return
     got = type(value).__name__
-    if name in TEACHER_BOUNDS:
+    if name == "budget":
+        check_budget(value)
+    elif name in TEACHER_BOUNDS:
         low, high = TEACHER_BOUNDS[name]
         if isinstance(low, int):
             if not isinstance(value, int) or isinstance(value, bool):

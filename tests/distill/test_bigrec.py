@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from distill.errors import TeacherError
+from distill.errors import ConfigError, TeacherError
 from distill.evaluate import evaluate
 from distill.inference import TrainedStudent
 from distill.teacher import TeacherArtifacts
@@ -164,6 +164,32 @@ def test_a_limited_smoke_run_reports_metrics_but_cannot_train(world, tmp_path):
                    "--out", tmp_path / "run")
     assert proc.returncode == 2 and "computed with --limit 4" in proc.stderr and "without --limit" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_budget_generates_for_the_budgets_training_instances_only(world, tmp_path):
+    dataset, root, _ = world
+    out = tmp_path / "budgeted"
+    bigrec_teacher(dataset, out, adapter=root / "adapter", options=BigRecOptions(**OPTIONS, budget=10,
+                                                                                 budget_rule="recent"),
+                   cache=tmp_path / "c")
+    artifacts = TeacherArtifacts.load(out, dataset)
+    mask = artifacts.ranked_rows("train")
+    generated = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    train_rows = sorted(g["row"] for g in generated if g["split"] == "train")
+    assert train_rows == np.flatnonzero(mask).tolist() and len(train_rows) == 10
+    assert sum(g["split"] == "test" for g in generated) == len(dataset.test)       # val/test in full
+    assert artifacts.meta["teacher"]["budget"] == {"budget": 10, "rule": "recent", "seed": 0}
+    assert (artifacts.ids["train"][~mask] == 0).all()
+    proc = run_cli("train", "--data", root / "data", "--student", "sasrec", "--teacher", out, "--epochs", 1,
+                   "--set", "candidate_k=5", "--quiet", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_budget_and_a_limit_together_are_refused(world, tmp_path):
+    dataset, root, _ = world
+    with pytest.raises(ConfigError, match="give budget or limit, not both"):
+        bigrec_teacher(dataset, tmp_path / "x", adapter=root / "adapter",
+                       options=BigRecOptions(**OPTIONS, budget=10, limit=4), cache=tmp_path / "c")
 
 
 def test_missing_or_wrong_model_directories_are_refused_clearly(world, tmp_path):

@@ -298,3 +298,29 @@ def test_cli_refuses_with_exit_2_and_one_line(world, tmp_path, extra, fragment):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.startswith("error: ") and fragment in proc.stderr and proc.stderr.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.venv
+def test_serve_py_runs_in_a_fresh_venv_with_only_numpy_and_onnxruntime(world, tmp_path):
+    """The promise to a team taking the student out: a new virtual environment, `pip install numpy
+    onnxruntime` (the versions tested here), and serve.py answers as the studio's student does."""
+    from importlib import metadata
+    dataset, root, _ = world
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              f"numpy=={metadata.version('numpy')}", f"onnxruntime=={metadata.version('onnxruntime')}"],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    listed = subprocess.run([str(python), "-c", "import importlib.util as u; print([m for m in ('torch', 'distill', "
+                             "'django') if u.find_spec(m)])"], capture_output=True, text=True, cwd=tmp_path)
+    assert listed.stdout.strip() == "[]", listed.stdout + listed.stderr
+    history = ["2", "3", "4", "5"]
+    proc = subprocess.run([str(python), "serve.py", "--history", ",".join(history), "--k", "6"], capture_output=True,
+                          text=True, cwd=root / "export" / "sasrec-onnx")
+    assert proc.returncode == 0, proc.stderr
+    items, scores = TrainedStudent.load(root / "sasrec").recommend(history, 6)
+    answer = json.loads(proc.stdout)
+    assert answer["items"] == items
+    np.testing.assert_allclose(answer["scores"], scores, atol=1e-4)

@@ -44,4 +44,4 @@ def test_a_unisrec_layout_uploads_prepares_trains_and_recommends_in_original_tok
         assert item["id"] in titles and item["id"] not in history
         assert item["title"] == titles[item["id"]].strip()
     by_index = client.post(f"/api/runs/{body['id']}/recommend/", {"history": ["1", "2"]}, format="json")
-    assert by_index.status_code == 400 and "'1'" in by_index.json()["detail"]
+    assert by_index.status_code == 400 and "'1'" in by_index.json()["history"][0]

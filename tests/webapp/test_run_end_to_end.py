@@ -57,7 +57,7 @@ def test_a_run_goes_from_upload_to_metrics_and_recommendations(worker, client, m
     assert all(item["title"] and isinstance(item["score"], float) for item in items)
     assert [item["score"] for item in items] == sorted((item["score"] for item in items), reverse=True)
     bad = client.post(f"/api/runs/{run.pk}/recommend/", {"history": ["no-such-item"]}, format="json")
-    assert bad.status_code == 400 and "no-such-item" in bad.json()["detail"]
+    assert bad.status_code == 400 and "no-such-item" in bad.json()["history"][0]
 
     # The same teacher on the same data is computed once (an earlier test may have left its files:
     # then the first run was a hit too, and the entry is indexed again).

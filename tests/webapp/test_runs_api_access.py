@@ -6,7 +6,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_runs_are_scoped_to_their_owner(queued, other_client, anonymous):
-    for path in (f"/api/runs/{queued['id']}/", f"/api/runs/{queued['id']}/curves/"):
+    for path in (f"/api/runs/{queued['id']}/", f"/api/runs/{queued['id']}/curves/",
+                 f"/api/runs/{queued['id']}/export/?format=onnx"):
         assert other_client.get(path).status_code == 404
         assert anonymous.get(path).status_code == 401
     for path in (f"/api/runs/{queued['id']}/cancel/", f"/api/runs/{queued['id']}/retry/",

@@ -9,7 +9,7 @@ def test_cancel_retry_and_delete_follow_the_run_state(client, queued):
     path = f"/api/runs/{queued['id']}"
     assert client.post(f"{path}/retry/").status_code == 400          # queued: nothing to retry
     assert client.delete(f"{path}/").status_code == 400               # cancel first
-    assert client.post(f"{path}/recommend/", {"history": ["1"]}, format="json").status_code == 400
+    assert client.post(f"{path}/recommend/", {"history": ["1"]}, format="json").status_code == 409   # not succeeded
     cancelled = client.post(f"{path}/cancel/").json()
     assert cancelled["status"] == "cancelled"
     assert client.post(f"{path}/cancel/").status_code == 400          # already finished

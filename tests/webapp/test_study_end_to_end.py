@@ -4,7 +4,7 @@ lambda_d, one teacher computation for all of them, the best point chosen on val.
 import pytest
 
 from webapp.studio.models import Run, TeacherCacheEntry
-from tests.factories import prepared, upload, wait_until
+from tests.factories import poll_study, prepared, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -26,14 +26,7 @@ def synthetic(client, tmp_path):
 def study(worker, client, synthetic):
     response = client.post("/api/studies/", {**STUDY, "dataset": synthetic["id"]}, format="json")
     assert response.status_code == 201, response.content
-    study_id = response.json()["id"]
-    last = {}
-
-    def finished():
-        last.update(client.get(f"/api/studies/{study_id}/").json())
-        return last if last["status"] not in ("queued", "running") else None
-
-    body = wait_until(finished, 900, 1.0, lambda: f"study still {last.get('status')}: {last.get('counts')}")
+    body = poll_study(client, response.json()["id"])
     assert body["status"] == "succeeded", body["children"]
     return body
 

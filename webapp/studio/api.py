@@ -5,11 +5,14 @@ The viewsets parse and serialize; what is valid and what happens is `webapp.stud
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action, api_view, permission_classes, throttle_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -22,7 +25,7 @@ from webapp.studio.serializers import (DatasetSerializer, DatasetUploadSerialize
                                        StudySerializer, chosen_of, comparison_of, latency_of, metrics_of, parse_id,
                                        text_problem)
 from webapp.studio.services import ServiceError
-from webapp.studio.throttles import UploadThrottle
+from webapp.studio.throttles import CostThrottle, UploadThrottle
 
 
 def exception_handler(exc, context):
@@ -36,11 +39,31 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+class FormatIsAParameter(DefaultContentNegotiation):
+    """Content negotiation that leaves `?format=` to the view (the export's model format), instead
+    of taking it for DRF's renderer override."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class Conflict(APIException):
+    """409: the object is not in a state that allows the request ({"detail": why, "status": ...})."""
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__()
+        self.detail = errors
+
+
 def api_error(error: ServiceError):
     """The DRF exception for a ServiceError: {"detail": message} for the request as a whole,
     {field: [message]} for a field, as DRF reports its own field errors."""
     if error.kind == "not_found":
         return NotFound(error.message)
+    if error.kind == "conflict":
+        return Conflict(error.errors)
     return ValidationError({field: message if field == "detail" else [message]
                             for field, message in error.errors.items()})
 
@@ -229,15 +252,44 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         return Response({"curves": [{"role": r.role, "lam": r.lam, "seed": r.seed, "epoch": r.epoch, "loss": r.loss,
                                      "seconds": r.seconds, "val": r.val} for r in rows]})
 
-    @extend_schema(request=inline_serializer("RecommendRequest", {
-        "history": serializers.ListField(child=serializers.CharField()), "k": serializers.IntegerField(default=10)}),
-        responses=inline_serializer("RecommendResponse", {"items": serializers.ListField(
-            child=inline_serializer("RecommendedItem", {"id": serializers.CharField(), "title": serializers.CharField(),
-                                                        "score": serializers.FloatField()}))}))
-    @action(detail=True, methods=["post"])
+    @extend_schema(
+        request=inline_serializer("RecommendRequest", {
+            "history": serializers.ListField(child=serializers.CharField(), required=False,
+                                             help_text="one history: item ids as in the uploaded files, oldest first"),
+            "histories": serializers.ListField(child=serializers.ListField(child=serializers.CharField()),
+                                               required=False, help_text="several histories (at most 1,000), "
+                                               "answered in one forward pass; give this or history"),
+            "k": serializers.IntegerField(default=10, min_value=1, max_value=1000),
+            "role": serializers.ChoiceField(choices=services.SERVED_ROLES, default="distilled")}),
+        responses=inline_serializer("RecommendResponse", {
+            "items": serializers.ListField(required=False, child=inline_serializer("RecommendedItem", {
+                "id": serializers.CharField(), "title": serializers.CharField(), "score": serializers.FloatField()})),
+            "results": serializers.ListField(required=False, child=inline_serializer("RecommendResult", {
+                "items": serializers.ListField(child=serializers.DictField())}))}))
+    @action(detail=True, methods=["post"], throttle_scope="recommend")
     def recommend(self, request, pk=None):
-        """The distilled student's top-k after a history of item ids as in the uploaded files."""
-        return Response({"items": services.recommend(self.get_object(), request.data)})
+        """The distilled (or baseline) student's top-k after one history (`items`) or several
+        (`results`, in their order) of item ids as in the uploaded files. A run that has not
+        succeeded is a 409."""
+        return Response(services.recommend(self.get_object(), request.data))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["onnx", "torchscript"], required=True),
+                    OpenApiParameter("role", str, enum=[*services.SERVED_ROLES],
+                                     description="the student exported (default distilled)"),
+                    OpenApiParameter("k", int, description="items the model answers, fixed at export (default 20)")],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], throttle_scope="exports", throttle_classes=[CostThrottle],
+            content_negotiation_class=FormatIsAParameter)
+    def export(self, request, pk=None):
+        """The student as a zip: model.onnx (ONNX) or model.pt (TorchScript) with its top-k,
+        items.json, model_card.md/.json and serve.py (numpy + onnxruntime). The first request builds
+        and checks it on the run's test histories (seconds); later ones download the kept zip. A run
+        that has not succeeded is a 409."""
+        run = self.get_object()
+        path = services.export_run(run, request.query_params)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"run-{run.pk}-{path.name}",
+                            content_type="application/zip")
 
 
 # ----------------------------------------------------------------------------- studies

@@ -36,9 +36,11 @@ TEACHER_HELP = {
     "k": "length of the teacher's ranked list per instance (the student uses the first candidate_k)",
     "shards": "hf / vllm: split teacher inference into this many tasks on the gpu queue",
     "exclude_history": "drop items the user has already seen from the teacher's list",
-    "extra": "other teacher options as a JSON object, e.g. {\"beams\": 4, \"batch\": 16}",
+    "budget": "rank only part of the training instances: a count (2000) or a fraction (0.1); empty = all. "
+              "Rankings are distilled on those, item embeddings everywhere (budget_rule, budget_seed: other options)",
+    "extra": "other teacher options as a JSON object, e.g. {\"beams\": 4, \"budget_rule\": \"recent\"}",
 }
-TEACHER_FIELDS = ("model", "adapter", "k", "shards", "exclude_history")
+TEACHER_FIELDS = ("model", "adapter", "k", "shards", "exclude_history", "budget")
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +90,8 @@ class RunForm(forms.Form):
                                         help_text=TEACHER_HELP["shards"])
     teacher_exclude_history = forms.BooleanField(required=False, label="Teacher excludes history",
                                                  help_text=TEACHER_HELP["exclude_history"])
+    teacher_budget = forms.CharField(required=False, max_length=20, label="Teacher budget",
+                                     help_text=TEACHER_HELP["budget"])
     teacher_extra = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
                                     label="Other teacher options (JSON)", help_text=TEACHER_HELP["extra"])
 
@@ -109,7 +113,8 @@ class RunForm(forms.Form):
         return [
             ("Run", "run", pick(["name", "dataset", "tags", "student", "seeds"])),
             ("Teacher", "teacher", pick(["teacher_backend", "teacher_model", "teacher_adapter", "teacher_k",
-                                         "teacher_shards", "teacher_exclude_history", "teacher_extra"])),
+                                         "teacher_shards", "teacher_exclude_history", "teacher_budget",
+                                         "teacher_extra"])),
             ("Training", "train", pick([n for n, o in train if o["common"]])),
             ("Distillation", "distill", pick([n for n, o in distill if o["common"]])),
             ("Advanced training", "train-advanced", pick([n for n, o in train if not o["common"]])),
@@ -137,9 +142,18 @@ class RunForm(forms.Form):
             if text_problem(extra):
                 self.add_error("teacher_extra", text_problem(extra))
                 return data
+        budget = None
+        if data.get("teacher_budget", "").strip():
+            from distill.errors import ConfigError
+            from distill.teacher.budget import parse_budget_text
+            try:
+                budget = parse_budget_text(data["teacher_budget"])
+            except ConfigError as exc:
+                self.add_error("teacher_budget", str(exc).replace("--budget ", ""))
+                return data
         values = {"model": data.get("teacher_model") or None, "adapter": data.get("teacher_adapter") or None,
                   "k": data.get("teacher_k"), "shards": data.get("teacher_shards"),
-                  "exclude_history": data.get("teacher_exclude_history")}
+                  "exclude_history": data.get("teacher_exclude_history"), "budget": budget}
         defaults = {"k": 20, "shards": 1, "exclude_history": False}
         for key, value in values.items():
             if value is None or value == defaults.get(key):

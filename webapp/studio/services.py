@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 class ServiceError(Exception):
     """A request the service refuses: `field` names what is wrong (an input field, or "detail" for
-    the request as a whole), `message` says why and how to fix it; kind "invalid" (a 400) or
-    "not_found" (a 404). `others` holds more fields with their messages when several are wrong at once."""
+    the request as a whole), `message` says why and how to fix it; kind "invalid" (a 400),
+    "not_found" (a 404) or "conflict" (a 409: the object is not in a state that allows it). `others` holds more fields with their messages when several are wrong at once."""
 
     def __init__(self, field: str, message: str, kind: str = "invalid", others: dict[str, str] | None = None):
         super().__init__(f"{field}: {message}")
@@ -466,6 +466,21 @@ def usable_dataset(user, dataset: Dataset | int, lock: bool = False) -> Dataset:
     return row
 
 
+def check_budget_fits(teacher: dict, dataset: Dataset) -> None:
+    """A teacher budget given as a count must not exceed the dataset's training instances (known once
+    it is prepared; a dataset still processing is checked by the teacher stage)."""
+    from distill.teacher.budget import budget_count
+    from distill.errors import ConfigError
+    budget = teacher.get("budget")
+    instances = ((dataset.stats or {}).get("instances") or {}).get("train")
+    if budget is None or not isinstance(instances, int):
+        return
+    try:
+        budget_count(budget, instances)
+    except ConfigError as exc:
+        raise ServiceError("teacher", str(exc)) from None
+
+
 def create_run(user, dataset: Dataset | int, name: str, *, student: str, teacher: dict, distill: dict,
                train: dict, tags: list[str], seeds: int = 1, seed_list: list | None = None) -> Run:
     """A validated run row on one of the user's datasets, enqueued once committed; on a dataset
@@ -475,6 +490,7 @@ def create_run(user, dataset: Dataset | int, name: str, *, student: str, teacher
         # Locked: the preparation's end (which starts the waiting runs) sees this run or has
         # already set the dataset ready.
         dataset = usable_dataset(user, dataset, lock=True)
+        check_budget_fits(config["teacher"], dataset)
         run = Run.objects.create(owner=user, dataset=dataset, name=name, tags=tags, config=config,
                                  heartbeat=timezone.now(),
                                  stage_message="" if dataset.status == Dataset.Status.READY
@@ -527,25 +543,120 @@ def delete_run(run: Run) -> None:
     students.pop(pk)
 
 
-def recommend(run: Run, payload) -> list[dict]:
-    """The top-k items the run's distilled student recommends after `payload["history"]` (item ids
-    as in the uploaded files), as [{id, title, score}], best first."""
-    from webapp.studio.inference import students
+SERVED_ROLES = ("distilled", "baseline")
+MAX_HISTORIES = 1000             # histories in one batched /recommend
+MAX_HISTORY_ITEMS = 10_000       # items in one history (only the last max_len are used)
+MAX_BATCH_ITEMS = 200_000        # items over all the histories of one request
+
+
+def require_succeeded(run: Run, what: str) -> None:
+    """A 409 naming the run's status unless it succeeded."""
     if run.status != Run.Status.SUCCEEDED:
-        raise ServiceError("detail", f"run {run.pk} is {run.status}; recommendations need a succeeded run")
+        raise ServiceError("detail", f"run {run.pk} is {run.status}; {what} need a succeeded run", kind="conflict",
+                           others={"status": run.status})
+
+
+def _served_role(value) -> str:
+    if value is None:
+        return "distilled"
+    if not isinstance(value, str) or value.lower() not in SERVED_ROLES:
+        raise ServiceError("role", f"one of {', '.join(SERVED_ROLES)} (default distilled)")
+    return value.lower()
+
+
+def _history(value, field: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(h, (str, int)) and not isinstance(h, bool)
+                                                           for h in value):
+        raise ServiceError(field, "a non-empty list of item ids as in the uploaded data")
+    if len(value) > MAX_HISTORY_ITEMS:
+        raise ServiceError(field, f"at most {MAX_HISTORY_ITEMS:,} items (only the last max_len are used)")
+    return [str(h) for h in value]
+
+
+def recommend(run: Run, payload) -> dict:
+    """What the run's student (`role`: distilled by default, or baseline) recommends after item ids
+    as in the uploaded files: `{"history": [...], "k": 10}` answers `{"items": [{id, title, score}]}`,
+    `{"histories": [[...], ...], "k": 10}` answers `{"results": [{"items": [...]}, ...]}` in one
+    forward pass. A history longer than the student's window keeps its last items; its items are
+    never recommended."""
+    from webapp.studio.inference import students
+    require_succeeded(run, "recommendations")
     if not hasattr(payload, "get"):
-        raise ServiceError("detail", "send a JSON object {\"history\": [...], \"k\": 10}")
-    history, k = payload.get("history"), payload.get("k", 10)
-    if not isinstance(history, list) or not history or not all(isinstance(h, (str, int)) for h in history):
-        raise ServiceError("history", "a non-empty list of item ids as in the uploaded data")
-    if len(history) > 10_000:
-        raise ServiceError("history", "at most 10,000 items (only the last max_len are used)")
+        raise ServiceError("detail", "send a JSON object {\"history\": [...], \"k\": 10} or "
+                                     "{\"histories\": [[...], ...], \"k\": 10}")
+    k, role = payload.get("k", 10), _served_role(payload.get("role"))
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
         raise ServiceError("k", "a whole number in 1..1000")
-    student = students.get(run)
-    ids, scores = student.recommend([str(h) for h in history], k)
-    return [{"id": item, "title": student.titles[student.index[item]], "score": score}
-            for item, score in zip(ids, scores)]
+    batched = "histories" in payload
+    if batched == ("history" in payload):
+        raise ServiceError("detail", "give either history (one list of item ids) or histories (a list of them)")
+    if batched:
+        given = payload["histories"]
+        if not isinstance(given, list) or not given:
+            raise ServiceError("histories", "a non-empty list of histories, each a list of item ids")
+        if len(given) > MAX_HISTORIES:
+            raise ServiceError("histories", f"at most {MAX_HISTORIES:,} histories per request")
+        histories = [_history(h, f"histories[{n}]") for n, h in enumerate(given)]
+        if sum(map(len, histories)) > MAX_BATCH_ITEMS:
+            raise ServiceError("histories", f"at most {MAX_BATCH_ITEMS:,} items in all per request")
+    else:
+        histories = [_history(payload["history"], "history")]
+    student = students.get(run, role)
+    try:
+        answers = student.recommend_many(histories, k)
+    except DistillError as exc:
+        raise ServiceError("histories" if batched else "history", str(exc)) from None
+    results = [{"items": [{"id": item, "title": student.titles[student.index[item]], "score": score}
+                          for item, score in zip(ids, scores)]} for ids, scores in answers]
+    return {"results": results} if batched else results[0]
+
+
+def export_run(run: Run, params) -> Path:
+    """The run's student (`role`, distilled by default) exported as `format` (onnx | torchscript)
+    with its top-`k` (default 20, 1..1000): a zip of `distill.export`'s directory (model, items.json,
+    model card, serve.py), built on the first request, checked on the run's test histories, and kept
+    under the run's folder (`exports/`) for the next ones. Returns the zip's path."""
+    import fcntl
+    import zipfile
+
+    from distill.export import DEFAULT_K, EXPORT_FORMATS
+    from distill.export import export_run as export_directory
+    require_succeeded(run, "exports")
+    fmt, role = params.get("format"), _served_role(params.get("role"))
+    if fmt not in EXPORT_FORMATS:
+        raise ServiceError("format", f"one of {', '.join(EXPORT_FORMATS)}")
+    k = params.get("k", DEFAULT_K)
+    if not isinstance(k, int):
+        k = int(k) if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 4 else 0
+    if not 1 <= k <= 1000:
+        raise ServiceError("k", "a whole number in 1..1000")
+    folder = stages.run_dir(run) / "exports"
+    target = folder / f"{role}-{fmt}-k{k}.zip"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)      # one export at a time per run; the second finds the zip
+        if target.is_file():
+            return target
+        analysis = run.analysis or {}
+        uncertainty = (analysis.get("uncertainty") or {}).get(role) if len(stages.seeds_of(run)) > 1 else None
+        work = Path(tempfile.mkdtemp(prefix=f".{role}-{fmt}-", dir=folder))
+        try:
+            try:
+                export_directory(stages.student_dir(run, role), run.dataset.prepared_dir, fmt, work / "export", k=k,
+                                 uncertainty=uncertainty, name=run.dataset.name, requests=50)
+            except DistillError as exc:
+                message = str(exc).replace(str(stages.run_dir(run)), f"run {run.pk}")
+                raise ServiceError("detail", message.replace(str(settings.STORAGE_ROOT), "<storage>")) from None
+            partial = work / "export.zip"
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+                for file in sorted((work / "export").iterdir()):
+                    archive.write(file, f"run-{run.pk}-{role}-{fmt}/{file.name}")
+            partial.replace(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 def _launch(run: Run, stage: str | None = None) -> None:

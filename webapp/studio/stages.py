@@ -26,9 +26,11 @@ from webapp.studio.models import Artifact, Dataset, Latency, Metric, Run, Teache
 # Options that change how the teacher is computed, not what it computes (sharded and merged is
 # byte-identical to unsharded; latency_requests changes only latency.json): not part of the
 # teacher cache key.
-NOT_IN_KEY = {"shards", "latency_requests"}
+NOT_IN_KEY = {"shards", "latency_requests", "budget_from"}
 # The service's own teacher options, not the library's (stripped before distill.teacher sees them).
-SERVICE_ONLY = {"shards"}
+# `budget_from`: in a study that sweeps teacher.budget, the largest budget of the study; the teacher
+# is computed once at that budget and each point's budget is cut from it (its prefix).
+SERVICE_ONLY = {"shards", "budget_from"}
 
 
 @dataclass(frozen=True)
@@ -116,19 +118,23 @@ def _remember_teacher(run: Run, path: Path, key: str | None = None) -> None:
 def stage_teacher(run: Run, reporter) -> Outcome:
     from distill.recipe import ensure_teacher
     from distill.train import Cancelled
-    spec = library_spec(run.config["teacher"])
+    teacher = run.config["teacher"]
+    spec = library_spec(teacher)
     key = run_teacher_key(run)
     out = teacher_dir(run, key)
+    source_budget = teacher.get("budget_from")
     if (out / "teacher.json").is_file():
         reporter.message("teacher: cached")
         if "teacher_cached" not in run.analysis:   # False already when this run's own shards made it
             _update_analysis(run, teacher_cached=True)
         _remember_teacher(run, out, key)   # the files outlive a lost row (a restored database): index them again
         TeacherCacheEntry.objects.filter(key=key).update(hits=F("hits") + 1)
+    elif source_budget is not None and source_budget != teacher.get("budget"):
+        out = _cut_from_source(run, teacher, source_budget, key, out, reporter)
     else:
         if reporter.should_cancel():
             raise Cancelled("run cancelled")
-        shards = run.config["teacher"].get("shards", 1)
+        shards = teacher.get("shards", 1)
         _update_analysis(run, teacher_cached=False)
         if spec["kind"] == "bigrec" and shards > 1:
             return Outcome(fan_out=shards)
@@ -139,6 +145,40 @@ def stage_teacher(run: Run, reporter) -> Outcome:
     _record_metrics(run, "teacher", out / "metrics.json")
     _record_artifacts(run, "teacher", out)
     return COMPLETE
+
+
+def _cut_from_source(run: Run, teacher: dict, source_budget, key: str, out: Path, reporter) -> Path:
+    """A study's point with a smaller teacher budget: the teacher at the study's largest budget
+    (computed now unless cached) cut to this point's budget (`distill.teacher.budget.restrict`:
+    the prefix of the same order), written to this point's own cache entry."""
+    from distill.evaluate import teacher_report
+    from distill.io import read_json
+    from distill.recipe import ensure_teacher
+    from distill.teacher import TeacherArtifacts
+    from distill.teacher.budget import restrict
+    from distill.train import Cancelled
+    source = {**teacher, "budget": source_budget}
+    source_key = teacher_key(run.dataset, source)
+    source_dir = teacher_dir(run, source_key)
+    dataset = _dataset(run)
+    cached = (source_dir / "teacher.json").is_file()
+    if not cached:
+        if reporter.should_cancel():
+            raise Cancelled("run cancelled")
+        reporter.message(f"teacher: computing it at the study's largest budget ({source_budget})")
+        spec = library_spec(source)
+        source_dir = ensure_teacher(dataset, spec, None if spec["kind"] == "bigrec" else source_dir,
+                                    cache=block_cache(run), log=reporter.message, should_cancel=reporter.should_cancel)
+        TeacherCacheEntry.objects.update_or_create(key=source_key, defaults={
+            "dataset_hash": run.dataset.content_hash, "config": source, "path": str(source_dir)})
+    _update_analysis(run, teacher_cached=cached)
+    reporter.message(f"teacher: budget {teacher.get('budget')} cut from budget {source_budget}")
+    artifacts = restrict(TeacherArtifacts.load(source_dir, dataset), teacher.get("budget"))
+    latency = source_dir / "latency.json"
+    artifacts.save(out, metrics=teacher_report(artifacts, dataset),
+                   extra={"latency.json": read_json(latency)} if latency.is_file() else None)
+    _remember_teacher(run, out, key)
+    return out
 
 
 def teacher_shard_dirs(run: Run, count: int) -> list[Path]:

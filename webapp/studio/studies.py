@@ -3,8 +3,11 @@ run config. The children share one teacher computation: the first child computes
 others wait for it (`Run.waiting_for`), and its end of the teacher stage starts them, so each finds
 the teacher cached. The best point is chosen on val (`distill.sweep.best_on_val`), never on test.
 
-Grid keys name where a point's value goes in the run config: `student`, `distill.<option>` or
-`train.<option>`. The teacher cannot vary inside a study (it is the one thing the children share).
+Grid keys name where a point's value goes in the run config: `student`, `distill.<option>`,
+`train.<option>`, or `teacher.budget`. The teacher is the one thing the children share, so only its
+budget may vary: the teacher is computed once at the study's largest budget (`budget_from` in every
+child's teacher) and each point's budget is cut from it (docs/method.md §2.6), so a budget curve costs
+one teacher.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ MAX_STUDY_RUNS_SEEDS = 200   # points x seeds: the trainings one study may ask f
 def point_key_problem(key: str) -> str | None:
     if key == "student":
         return None
+    if key == "teacher.budget":
+        return None
     section, _, option = str(key).partition(".")
     if section == "teacher":
-        return (f"{key}: a study shares one teacher across its points; vary the teacher in separate "
-                "studies")
+        return (f"{key}: a study shares one teacher across its points, so only teacher.budget may vary; vary "
+                "the rest of the teacher in separate studies")
     if section not in SECTIONS or not option or "." in option:
         return f"{key}: use student, distill.<option> or train.<option> (e.g. distill.lam, train.lr)"
     return None
@@ -100,6 +105,8 @@ def create_study(user, dataset: Dataset | int, name: str, base: dict, *, grid: d
                for i, p in enumerate(points)]
     with transaction.atomic():
         dataset = usable_dataset(user, dataset, lock=True)
+        if any("teacher.budget" in p for p in points):
+            _share_the_largest_budget(configs, dataset)
         study = Study.objects.create(owner=user, dataset=dataset, name=name, base=base_config, space=space,
                                      points=points)
         ready = dataset.status == Dataset.Status.READY
@@ -115,6 +122,34 @@ def create_study(user, dataset: Dataset | int, name: str, base: dict, *, grid: d
         if ready:
             _launch(leader)
     return study
+
+
+def _share_the_largest_budget(configs: list[dict], dataset: Dataset) -> None:
+    """Set every point's `teacher.budget_from` to the study's largest budget (what the teacher is
+    computed at); ServiceError when the budgets cannot be compared or one does not fit the data."""
+    from distill.errors import ConfigError
+    from distill.teacher.budget import budget_count
+    budgets = [config["teacher"].get("budget") for config in configs]
+    if any(b is None for b in budgets):
+        raise ServiceError("grid", "teacher.budget: give every point a budget (a count or a fraction); the "
+                                   "teacher is computed once at the largest")
+    if any(config["teacher"].get("shards", 1) > 1 for config in configs):
+        raise ServiceError("grid", "teacher.budget: a budget sweep computes its one teacher in one task; drop "
+                                   "teacher.shards")
+    instances = ((dataset.stats or {}).get("instances") or {}).get("train")
+    if isinstance(instances, int):
+        try:
+            counts = [budget_count(b, instances) for b in budgets]
+        except ConfigError as exc:
+            raise ServiceError("grid", f"teacher.budget: {exc}") from None
+    elif len({type(b) for b in budgets}) == 1:
+        counts = budgets
+    else:
+        raise ServiceError("grid", "teacher.budget: the dataset is still being prepared, so counts and fractions "
+                                   "cannot be compared; give the budgets all as counts or all as fractions")
+    largest = budgets[max(range(len(budgets)), key=lambda i: counts[i])]
+    for config in configs:
+        config["teacher"]["budget_from"] = largest
 
 
 def _checked(where: str, config: dict, seeds, seed_list) -> dict:

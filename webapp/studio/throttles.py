@@ -13,7 +13,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from webapp.studio.clientip import client_ip
 
 # What a scope counts, in the dashboard's refusal ("too many uploads: try again in 12 s").
-SCOPE_NOUNS = {"uploads": "uploads", "runs": "run requests", "token": "token requests"}
+SCOPE_NOUNS = {"uploads": "uploads", "runs": "run requests", "token": "token requests",
+               "recommend": "recommendation requests", "exports": "exports"}
 
 
 class UploadThrottle(ScopedRateThrottle):
@@ -26,6 +27,13 @@ class UploadThrottle(ScopedRateThrottle):
 
     def get_ident(self, request):
         return client_ip(request)
+
+
+class CostThrottle(UploadThrottle):
+    """The same budget on every method: for reads that cost (an export builds and checks a model)."""
+
+    def allow_request(self, request, view):
+        return ScopedRateThrottle.allow_request(self, request, view)
 
 
 def check_rate(request, scope: str) -> float | None:

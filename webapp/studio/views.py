@@ -168,7 +168,8 @@ def _initial_from(run: Run) -> dict:
     initial = {"name": f"{run.name} (copy)", "dataset": run.dataset_id, "tags": ", ".join(run.tags),
                "student": config.get("student", "sasrec"), "teacher_backend": backend,
                "seeds": len(config.get("seeds") or [0])}
-    for key in ("model", "adapter", "k", "shards", "exclude_history"):
+    teacher.pop("budget_from", None)     # set by a study that sweeps the budget, not by the user
+    for key in ("model", "adapter", "k", "shards", "exclude_history", "budget"):
         if key in teacher:
             initial[f"teacher_{key}"] = teacher.pop(key)
     if teacher:
@@ -249,7 +250,7 @@ def run_detail(request, pk: int):
         "speedup": speedup, "overlap": run.analysis.get("overlap"),
         "artifacts": [{"pk": a.pk, "kind": a.kind, "name": Path(a.path).name, "size": a.size, "sha256": a.sha256}
                       for a in run.artifacts.order_by("kind", "path")],
-        "events": events, "config": run.config,
+        "events": events, "config": run.config, "export_roles": services.SERVED_ROLES,
         "chart_data": {"curves": _curves(run), "latency": [
             {"role": r, "label": labels[r], "p50": latency[r].p50_ms, "p95": latency[r].p95_ms}
             for r in ("teacher", "baseline", "distilled") if r in latency]},
