@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="base causal-LM directory or cached hub id (default: the adapter's base "
                    "model, else SmolLM2-135M-Instruct, offline)")
     t.add_argument("--adapter", help="LoRA adapter directory from `teacher finetune`")
-    t.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    t.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"],
+                   help="hf (transformers), vllm (offline engine) or openai (an OpenAI-compatible server: --url)")
     t.add_argument("--k", type=int, default=20)
     t.add_argument("--beams", type=int, default=4)
     t.add_argument("--max-new-tokens", type=int, default=32)
@@ -115,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latency-requests", type=int, default=16, help="single-history requests timed (0: none)")
     t.add_argument("--max-empty", type=float, default=0.5, help="largest share of empty generations accepted")
     _budget_options(t)
+    server = t.add_argument_group("backend openai: an OpenAI-compatible server (vllm serve, ...)")
+    server.add_argument("--url", help="the server's base URL, e.g. http://llm.internal:8000")
+    server.add_argument("--served-model", help="the model name the server knows (default: --model's folder name)")
+    server.add_argument("--api-key-env", help="environment variable holding the API key (the key is never stored)")
+    server.add_argument("--grounding", choices=["local", "server"], default="local",
+                        help="embed titles with the local base model (default) or the server's /v1/embeddings")
+    server.add_argument("--embed-url", help="the pooling server's base URL for --grounding server (default --url)")
+    server.add_argument("--embed-model", help="the pooling model's served name (default --served-model)")
+    server.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
+    server.add_argument("--retries", type=int, default=3, help="attempts after the first, with backoff (default 3)")
+    server.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    server.add_argument("--request-budget", type=int, help="requests at most for this run (default: no limit)")
     _prompt_options(t, default=None)
     t.add_argument("--cache", help="teacher cache directory (default $DLLM2REC_HOME/teachers)")
     t.add_argument("--out", required=True)
@@ -345,6 +358,11 @@ def cmd_teacher_bigrec(args) -> None:
                    device=args.device, dtype=args.dtype, tensor_parallel=args.tensor_parallel,
                    gpu_memory=args.gpu_memory, latency_requests=args.latency_requests, max_empty=args.max_empty,
                    **_budget(args))
+    if args.backend == "openai":
+        options.update(url=args.url, served_model=args.served_model, api_key_env=args.api_key_env,
+                       grounding=args.grounding, embed_url=args.embed_url, embed_model=args.embed_model,
+                       concurrency=args.concurrency, retries=args.retries, timeout=args.timeout,
+                       request_budget=args.request_budget)
     shard = parse_shard(args.shard)
     if shard is None:
         _build_teacher(args, "bigrec", cache=args.cache, **options)

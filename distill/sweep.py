@@ -2,7 +2,9 @@
 best chosen on val.
 
 A *point* is a dict of flat `TrainConfig` option names (`student`, `lam`, `ed_weight`, `epochs`,
-...) to values; a sweep trains one distilled student per point, `{**base_options, **point}`, from
+...) to values, plus `budget`: the teacher's budget at that point (docs/method.md §2.6), cut from a
+teacher computed with a budget at least as large (`distill.teacher.budget.restrict`, written to
+`OUT/teacher-point-<i>/`), so a budget curve costs one teacher; a sweep trains one distilled student per point, `{**base_options, **point}`, from
 one teacher computed beforehand, into `OUT/point-<i>/`, and writes `OUT/sweep.json`. The best
 point is chosen on **val** (`best_on_val`); test is reported beside it, never used to choose.
 
@@ -266,12 +268,14 @@ def run_sweep(dataset, teacher_dir: str | Path | None, points: list[dict], base_
             complete = all((run / "metrics.json").is_file() for run in _run_dirs(where, seeds))
             log(f"point {i} ({i + 1} of {len(points)}): {point_label(point)}{' (complete: reused)' * complete}")
         shared = _share(callbacks, i, len(points))
+        teacher = teacher_dir if "budget" not in point else _budget_teacher(dataset, teacher_dir, point["budget"],
+                                                                            Path(out) / f"teacher-point-{i}")
         if len(seeds) == 1:
-            m = ensure_student(dataset, config.replace(seed=seeds[0]), teacher_dir, where, shared, log=log)
+            m = ensure_student(dataset, config.replace(seed=seeds[0]), teacher, where, shared, log=log)
             entry = {"val": m["val"], "test": m["test"], "lam": m["lam"], "best_epoch": m["best_epoch"],
                      "stopped_by": m.get("stopped_by")}
         else:
-            _, runs = train_role(dataset, config, teacher_dir, where, seeds, shared, log=log)
+            _, runs = train_role(dataset, config, teacher, where, seeds, shared, log=log)
             summary = seed_summary(runs)
             write_json(where / "seeds.json", summary)
             entry = {"val": summary["metrics"]["val"], "test": summary["metrics"]["test"],
@@ -282,6 +286,30 @@ def run_sweep(dataset, teacher_dir: str | Path | None, points: list[dict], base_
              "seeds": seeds, "base_options": base_options}
     write_json(Path(out) / SWEEP_FILE, sweep)
     return sweep
+
+
+def _budget_teacher(dataset, teacher_dir: Path, budget, out: Path) -> Path:
+    """The teacher cut to `budget` at `out` (reused when there)."""
+    from distill.teacher.artifacts import TeacherArtifacts
+    from distill.teacher.budget import restrict
+    if not (out / "teacher.json").is_file():
+        restrict(TeacherArtifacts.load(teacher_dir, dataset), budget).save(out)
+    return out
+
+
+def _check_budget_point(point: dict, dataset, teacher_dir: Path | None) -> None:
+    from distill.io import read_json
+    from distill.teacher.budget import budget_count
+    if teacher_dir is None:
+        raise ConfigError("budget is the teacher's: give the teacher's directory")
+    record = read_json(teacher_dir / "teacher.json").get("budget")
+    if record is None:
+        raise ConfigError("budget: the teacher ranked every instance without a budget; compute it with --budget at "
+                          "the largest budget of the sweep (e.g. --budget 1.0) so that smaller ones are cut from it")
+    count = budget_count(point["budget"], len(dataset.train))
+    if count > record["ranked"]:
+        raise ConfigError(f"budget {point['budget']} ranks {count:,} instances, above the {record['ranked']:,} the "
+                          "teacher ranked; compute the teacher at the largest budget of the sweep")
 
 
 def _check_points(points, base_options: dict, seeds: list[int], dataset, teacher_dir: Path | None,
@@ -306,7 +334,9 @@ def _check_points(points, base_options: dict, seeds: list[int], dataset, teacher
             if points[j] == point:
                 raise ConfigError(f"{where}: the same as point {j}; give each point once")
         try:
-            config = TrainConfig.from_options({**base_options, **point})
+            if "budget" in point:
+                _check_budget_point(point, dataset, teacher_dir)
+            config = TrainConfig.from_options({**base_options, **{k: v for k, v in point.items() if k != "budget"}})
             if teacher_k is not None and (config.lam_auto or config.lam_value > 0):
                 check_candidate_k(config, teacher_k)
             if teacher_dir is None and config.lam_auto:

@@ -213,6 +213,10 @@ RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
 # A running run whose heartbeat is older than this is taken as lost (its worker died, or the broker
 # lost the message) and is enqueued again by the next worker that starts or by `recover_runs`.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 900, minimum=1)
+# The OpenAI-compatible servers a BIGRec teacher may call (backend openai): comma-separated URL
+# prefixes, e.g. http://llm.internal:8000. Empty (the default): none, so no user can make a worker
+# send requests to an address of their choosing.
+TEACHER_SERVER_URLS = [u.strip() for u in (env_str("TEACHER_SERVER_URLS", "") or "").split(",") if u.strip()]
 # The web process loads the distilled students of this many most recently finished runs when it
 # starts (webapp/wsgi.py), so the first /recommend after a restart reads no model; 0 turns it off.
 STUDENT_PRELOAD = env_int("STUDENT_PRELOAD", 8, minimum=0)

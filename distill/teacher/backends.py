@@ -11,6 +11,9 @@ base-model embeddings (last layer, last token, no adapter: docs/method.md §2.4)
   `BeamSearchParams`, the adapter through `LoRARequest`, and a second, pooling `LLM` with
   last-token pooling for the embeddings. Imported only when chosen. The cancel hook is asked
   before every generate and embed call (one block's prompts: vLLM batches them itself).
+- `openai`: an OpenAI-compatible server (`distill.teacher.openai_backend`): `/v1/completions` for
+  generation, `/v1/embeddings` or the local base model for grounding; cancel asked before every
+  request.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def torch_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def open_backend(name: str, model: Path, adapter: Path | None, *, beams: int, max_new_tokens: int,
                  batch: int, device: str = "auto", dtype: str = "auto", tensor_parallel: int = 1,
-                 gpu_memory: float = 0.9, should_cancel: Callable[[], bool] | None = None) -> Backend:
+                 gpu_memory: float = 0.9, should_cancel: Callable[[], bool] | None = None,
+                 server: dict | None = None) -> Backend:
     if name == "hf":
         return HFBackend(model, adapter, beams=beams, max_new_tokens=max_new_tokens, batch=batch,
                          device=device, dtype=dtype, should_cancel=should_cancel)
@@ -65,6 +69,10 @@ def open_backend(name: str, model: Path, adapter: Path | None, *, beams: int, ma
         from distill.teacher.vllm_backend import VLLMBackend
         return VLLMBackend(model, adapter, beams=beams, max_new_tokens=max_new_tokens, dtype=dtype,
                            tensor_parallel=tensor_parallel, gpu_memory=gpu_memory, should_cancel=should_cancel)
+    if name == "openai":
+        from distill.teacher.openai_backend import OpenAIBackend
+        return OpenAIBackend(model, adapter, beams=beams, max_new_tokens=max_new_tokens, batch=batch, dtype=dtype,
+                             should_cancel=should_cancel, **(server or {}))
     raise ConfigError(f"backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
 

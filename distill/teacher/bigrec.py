@@ -72,6 +72,17 @@ class BigRecOptions:
     budget: int | float | None = None  # rank only part of the training instances (distill.teacher.budget)
     budget_rule: str = "random"
     budget_seed: int = 0
+    # backend openai (distill.teacher.openai_backend): the server and how to talk to it
+    url: str | None = None
+    served_model: str | None = None
+    api_key_env: str | None = None
+    grounding: str = "local"
+    embed_url: str | None = None
+    embed_model: str | None = None
+    concurrency: int = 4
+    retries: int = 3
+    timeout: float = 120.0
+    request_budget: int | None = None
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():  # the registry's types, choices and TEACHER_BOUNDS
@@ -173,6 +184,11 @@ def plan(dataset: PreparedDataset, model: str | Path | None, adapter: str | Path
         "batch": options.batch,
         "pad_token_fixed": bool(tokenizer.pad_fixed),
     }
+    if options.backend == "openai":   # what the outputs depend on; not the key, retries or concurrency
+        teacher["server"] = {"url": options.url, "served_model": options.served_model or path.name,
+                             "grounding": options.grounding,
+                             "embed_url": options.embed_url if options.grounding == "server" else None,
+                             "embed_model": options.embed_model if options.grounding == "server" else None}
     budget = None
     if options.budget is not None:
         if options.limit is not None:
@@ -229,7 +245,8 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
         backend = open_backend(options.backend, run.model, run.adapter, beams=options.beams,
                                max_new_tokens=options.max_new_tokens, batch=options.batch, device=options.device,
                                dtype=options.dtype, tensor_parallel=options.tensor_parallel,
-                               gpu_memory=options.gpu_memory, should_cancel=should_cancel)
+                               gpu_memory=options.gpu_memory, should_cancel=should_cancel,
+                               server=_server_options(options))
         try:
             items = _item_embeddings(backend, dataset, partial)
             fits = token_budget(backend.tokenizer, llm.context_length(backend.config, backend.tokenizer)
@@ -251,6 +268,8 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
             if _wants_latency(run, shard, partial):
                 latency = _measure_latency(run, backend, items, fits)
                 write_json(partial / "latency.json", latency)
+            if getattr(backend, "decoding", None) and todo:
+                write_json(partial / "decoding.json", {"decoding": backend.decoding})
         finally:
             backend.close()
 
@@ -268,13 +287,24 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
         log(f"teacher bigrec: shard {shard[0]}/{shard[1]} written to {out}; join the shards with `teacher merge`")
         return {"key": run.key, "cached": False, "path": str(out), "shard": list(shard)}
 
-    _assemble(dataset, run.teacher, blocks, lambda block: partial / "blocks" / _block_name(block),
+    teacher = dict(run.teacher)
+    if (partial / "decoding.json").is_file():     # what the server offered (openai: beam search or greedy)
+        teacher.update(read_json(partial / "decoding.json"))
+    _assemble(dataset, teacher, blocks, lambda block: partial / "blocks" / _block_name(block),
               partial / "items.safetensors", partial / "latency.json", entry / "artifacts", run.budget)
     shutil.rmtree(partial, ignore_errors=True)
     if out is None:
         return {"key": run.key, "cached": False, "path": str(entry / "artifacts")}
     _copy_dir(entry / "artifacts", out)
     return {"key": run.key, "cached": False, "path": str(out)}
+
+
+def _server_options(options: BigRecOptions) -> dict | None:
+    if options.backend != "openai":
+        return None
+    return {name: getattr(options, name) for name in ("url", "served_model", "api_key_env", "grounding", "embed_url",
+                                                      "embed_model", "concurrency", "retries", "timeout",
+                                                      "request_budget")}
 
 
 def merge_shards(dataset: PreparedDataset, shards: list[str | Path], out: str | Path | None,

@@ -22,7 +22,7 @@ from distill.teacher.prompts import PRESETS
 from distill.teacher.semantic import HISTORY_MODES
 
 DEFAULT_KIND = "semantic"
-BIGREC_BACKENDS = ("hf", "vllm")  # BIGRec's generation backends (distill.teacher.backends)
+BIGREC_BACKENDS = ("hf", "vllm", "openai")  # BIGRec's generation backends (distill.teacher.backends)
 DEFAULT_BACKEND = "hf"
 DTYPES = ("auto", "fp32", "bf16", "fp16")  # BIGRec's model dtypes (distill.teacher.backends.torch_dtype)
 # The old spelling {"backend": ...} named the teacher itself: semantic, titles, or a BIGRec backend.
@@ -43,19 +43,31 @@ TEACHER_BOUNDS: dict[str, tuple[int, int] | tuple[float, float]] = {
     "gpu_memory": (0.05, 0.99),       # vLLM's share of the GPU memory
     "max_empty": (0.0, 1.0),          # share of empty generations accepted
     "budget_seed": (0, 2**31 - 1),    # the budget rule's random order (and its quick student's seed)
+    "concurrency": (1, 64),           # openai: requests in flight
+    "retries": (0, 10),               # openai: attempts after the first, with backoff
+    "timeout": (1.0, 3600.0),         # openai: seconds per request
+    "request_budget": (1, 10**7),     # openai: requests at most per teacher run
 }
 # The options whose value is one of a known set.
 TEACHER_CHOICES: dict[str, tuple[str, ...]] = {
     "backend": BIGREC_BACKENDS, "dtype": DTYPES, "history": HISTORY_MODES, "style": tuple(PRESETS),
-    "budget_rule": BUDGET_RULES,
+    "budget_rule": BUDGET_RULES, "grounding": ("local", "server"),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")  # BigRecOptions.device: auto | cpu | cuda | cuda:N
 # Options that name something (a model or adapter directory, a template text): strings of at most
 # this many characters. Names are resolved by whoever runs the teacher (the service under its own root).
 TEACHER_TEXTS = {"model": ("a model name", 4096), "adapter": ("an adapter name", 4096),
-                 "template": ("a prompt template", 20_000)}
+                 "template": ("a prompt template", 20_000), "served_model": ("the served model's name", 512),
+                 "embed_model": ("the served pooling model's name", 512)}
+# openai: the server's base URL (http or https, up to /v1 excluded) and the API key's variable name.
+URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?")
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+SERVER_NAMES = ("url", "served_model", "api_key_env", "embed_url", "embed_model")   # only with backend openai
+OPENAI_OPTIONS = frozenset({"url", "served_model", "api_key_env", "grounding", "embed_url", "embed_model",
+                            "concurrency", "retries", "timeout", "request_budget"})
 FLAGS = ("exclude_history",)
-NULLABLE = ("model", "adapter", "template", "style", "limit", "budget")  # None means: the default / no limit
+NULLABLE = ("model", "adapter", "template", "style", "limit", "budget", "url", "served_model", "api_key_env",
+            "embed_url", "embed_model", "request_budget")  # None means: the default / no limit
 # Every kind takes a budget (docs/method.md §2.6): rank only part of the training instances.
 BUDGET_OPTIONS = frozenset({"budget", "budget_rule", "budget_seed"})
 
@@ -141,7 +153,7 @@ TEACHERS: dict[str, TeacherKind] = {
     "bigrec": TeacherKind("bigrec", frozenset({
         "backend", "model", "adapter", "k", "beams", "max_new_tokens", "batch", "block", "style", "template",
         "exclude_history", "limit", "device", "dtype", "tensor_parallel", "gpu_memory", "latency_requests",
-        "max_empty"}) | BUDGET_OPTIONS, _build_bigrec, "BIGRec generation + grounding"),
+        "max_empty"}) | BUDGET_OPTIONS | OPENAI_OPTIONS, _build_bigrec, "BIGRec generation + grounding"),
 }
 
 
@@ -176,6 +188,12 @@ def parse_teacher(spec: dict) -> dict:
         options.setdefault("backend", DEFAULT_BACKEND)
         if not isinstance(options["backend"], str) or options["backend"] not in BIGREC_BACKENDS:
             raise ConfigError(f"backend {_shown(options['backend'])} is not one of {', '.join(BIGREC_BACKENDS)}")
+        given = sorted(name for name in SERVER_NAMES if options.get(name) is not None)
+        if options["backend"] == "openai" and options.get("url") is None:
+            raise ConfigError("backend openai needs url: the OpenAI-compatible server's base URL, e.g. "
+                              "http://llm.internal:8000")
+        if options["backend"] != "openai" and given:
+            raise ConfigError(f"option(s) {', '.join(given)} are for backend openai, not {options['backend']}")
     for name, value in options.items():
         check_teacher_option(name, value)
     return {"kind": kind, **options}
@@ -211,6 +229,14 @@ def check_teacher_option(name: str, value) -> None:
         if not isinstance(value, str) or value not in TEACHER_CHOICES[name]:
             raise ConfigError(f"teacher option {name}={_shown(value)} is not one of "
                               f"{', '.join(TEACHER_CHOICES[name])}")
+    elif name in ("url", "embed_url"):
+        if not isinstance(value, str) or len(value) > 2048 or not URL.fullmatch(value):
+            raise ConfigError(f"teacher option {name}={_shown(value)} is not an http(s) URL such as "
+                              "http://llm.internal:8000")
+    elif name == "api_key_env":
+        if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+            raise ConfigError(f"teacher option api_key_env={_shown(value)} must name an environment variable "
+                              "(capital letters, digits, _), e.g. LLM_API_KEY; the key itself never goes in a config")
     elif name == "device":
         if not isinstance(value, str) or not DEVICE.fullmatch(value):
             raise ConfigError(f"teacher option device={_shown(value)} is not one of auto, cpu, cuda, cuda:N")

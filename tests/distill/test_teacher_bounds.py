@@ -105,7 +105,8 @@ def test_defaults_and_ordinary_values_are_accepted(spec):
 
 
 def test_every_option_of_every_kind_has_a_rule():
-    ruled = set(TEACHER_BOUNDS) | set(TEACHER_CHOICES) | set(TEACHER_TEXTS) | set(FLAGS) | {"device"}
+    ruled = (set(TEACHER_BOUNDS) | set(TEACHER_CHOICES) | set(TEACHER_TEXTS) | set(FLAGS)
+             | {"device", "budget", "url", "embed_url", "api_key_env"})
     assert set().union(*(kind.options for kind in TEACHERS.values())) == ruled
 
 

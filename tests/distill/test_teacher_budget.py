@@ -183,3 +183,20 @@ def test_the_cli_refuses_a_bad_budget_in_one_line(dataset, tmp_path, text, fragm
                            "--budget", text, "--out", tmp_path / "t"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and fragment in proc.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_a_sweep_over_budget_cuts_each_point_from_one_teacher(dataset, tmp_path):
+    from distill.sweep import run_sweep
+    teacher = budgeted(dataset, tmp_path, 1.0, "recent")
+    sweep = run_sweep(dataset, teacher.path, [{"budget": 0.1}, {"budget": 0.5}],
+                      {"student": "sasrec", "epochs": 1, "hidden": 16, "candidate_k": 5, "lam": "0.5"}, tmp_path / "s")
+    ranked = [TeacherArtifacts.load(tmp_path / "s" / f"teacher-point-{i}", dataset).meta["budget"]["ranked"]
+              for i in (0, 1)]
+    assert ranked == [budget_count(0.1, len(dataset.train)), budget_count(0.5, len(dataset.train))]
+    assert [p["point"] for p in sweep["points"]] == [{"budget": 0.1}, {"budget": 0.5}]
+
+
+def test_a_sweep_over_budget_needs_a_budgeted_teacher(dataset, full, tmp_path):
+    from distill.sweep import run_sweep
+    with pytest.raises(ConfigError, match="compute it with --budget at the largest budget"):
+        run_sweep(dataset, full.path, [{"budget": 0.1}], {"student": "sasrec", "epochs": 1}, tmp_path / "s")

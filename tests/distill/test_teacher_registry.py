@@ -16,9 +16,12 @@ from factories import WORDS, chain_dataset
 
 def test_the_registry_holds_three_kinds_with_their_options():
     assert list(TEACHERS) == ["semantic", "titles", "bigrec"]
-    assert TEACHERS["titles"].options == frozenset({"k", "dim", "latency_requests"})
-    assert TEACHERS["semantic"].options == frozenset({"k", "model", "exclude_history", "history", "latency_requests"})
-    assert {"backend", "model", "adapter", "k", "beams", "block", "batch"} <= TEACHERS["bigrec"].options
+    budget = {"budget", "budget_rule", "budget_seed"}
+    assert TEACHERS["titles"].options == frozenset({"k", "dim", "latency_requests"} | budget)
+    assert TEACHERS["semantic"].options == frozenset({"k", "model", "exclude_history", "history", "latency_requests"}
+                                                     | budget)
+    assert {"backend", "model", "adapter", "k", "beams", "block", "batch", "url", "served_model"} | budget \
+        <= TEACHERS["bigrec"].options
     assert "shards" not in TEACHERS["bigrec"].options  # the service's option, stripped before the library
     assert all(isinstance(kind, TeacherKind) and kind.name == name for name, kind in TEACHERS.items())
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -52,10 +55,10 @@ def test_parse_teacher_leaves_its_argument_alone():
     ({"backend": "gpt"}, "backend 'gpt' is not one of semantic, titles, hf, vllm"),
     ({"kind": "bigrec", "backend": "tgi"}, "backend 'tgi' is not one of hf, vllm"),
     ({"backend": "semantic", "beams": 4},
-     "unknown option(s) 'beams' for teacher kind 'semantic'; known: exclude_history, history, k, latency_requests, "
-     "model"),
+     "unknown option(s) 'beams' for teacher kind 'semantic'; known: budget, budget_rule, budget_seed, exclude_history, "
+     "history, k, latency_requests, model"),
     ({"kind": "titles", "model": "x", "dims": 3}, "unknown option(s) 'dims', 'model' for teacher kind 'titles'; "
-                                                  "known: dim, k"),
+                                                  "known: budget, budget_rule, budget_seed, dim, k"),
     ({"kind": "bigrec", "shards": 2}, "unknown option(s) 'shards' for teacher kind 'bigrec'; known: adapter, "),
 ])
 def test_unknown_kinds_and_options_are_named_with_the_known_ones(spec, message):

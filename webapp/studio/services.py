@@ -405,6 +405,10 @@ def validate_config(student: str, teacher: dict, distill: dict, train: dict, see
                 teacher[option] = name_of(option, teacher[option])
             except ValueError as exc:
                 raise ServiceError("teacher", str(exc)) from None
+    for option in ("url", "embed_url"):
+        if isinstance(teacher.get(option), str) and not allowed_server(teacher[option]):
+            raise ServiceError("teacher", f"{option} {teacher[option]!r} is not a teacher server this studio may call "
+                                          "(TEACHER_SERVER_URLS); ask the operator to allow it")
     shards = teacher.get("shards", 1)
     if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 64:
         raise ServiceError("teacher", f"shards must be a whole number in 1..64, got {shards!r}")
@@ -428,6 +432,14 @@ def validate_config(student: str, teacher: dict, distill: dict, train: dict, see
         raise ServiceError("distill", str(exc)) from None
     return {"student": student, "teacher": teacher, "distill": distill, "train": train,
             "seeds": _seed_list(seeds, seed_list, combined.seed)}
+
+
+def allowed_server(url: str) -> bool:
+    """Whether the operator lets teachers call `url` (the openai backend): it must begin with one of
+    TEACHER_SERVER_URLS, compared on whole path segments (none allowed by default: a worker never
+    sends requests where a user points it)."""
+    url = url.rstrip("/") + "/"
+    return any(url.startswith(prefix.rstrip("/") + "/") for prefix in settings.TEACHER_SERVER_URLS)
 
 
 def _seed_list(seeds, seed_list, first: int) -> list[int]:
