@@ -13,7 +13,7 @@ ML100K ?= $(SHARED)/data/ml-100k
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo demo-cli test test-fast test-vllm bench bench-budget bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
+.PHONY: install demo demo-cli test test-fast test-vllm bench bench-budget bench-generation bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
 
 install: $(STAMP)
 
@@ -65,15 +65,20 @@ bench: install
 	$(PY) bench/evidence_bench.py --ml100k $(ML100K) --out bench-out/evidence.json
 	$(PY) bench/export_bench.py --ml100k $(ML100K) --out bench-out/export.json
 	$(PY) bench/budget_bench.py --out bench-out/budget.json
+	$(PY) bench/generation_bench.py --ml100k $(ML100K) --out bench-out/generation.json
 	ML100K=$(ML100K) $(PY) bench/service_bench.py
 	ML100K=$(ML100K) $(PY) bench/dashboard_bench.py
 	$(PY) bench/prepare_bench.py
 	$(PY) bench/upload_bench.py
 
 # The teacher budget curve: how much of the distillation gain survives at 5-100% of the training
-# instances ranked, for each budget rule (about 15 minutes on 2 cores).
+# instances ranked, for each budget rule (15 to 30 minutes on 2 cores).
 bench-budget: install
 	$(PY) bench/budget_bench.py --out bench-out/budget.json
+
+# BIGRec generation speed on the CPU: beam 4 fp32 against greedy and bf16, same model and instances.
+bench-generation: install
+	$(PY) bench/generation_bench.py --ml100k $(ML100K) --out bench-out/generation.json
 
 # The dashboard's pages with 1,000 runs in Postgres: server time per page (fails over 300 ms).
 bench-dashboard: install
