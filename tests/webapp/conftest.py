@@ -44,6 +44,9 @@ ENV = {
     "THROTTLE_UPLOADS": "1000/hour",
     "THROTTLE_RUNS": "1000/hour",
     "UPLOAD_MAX_MB": "5",
+    # No students loaded behind the tests' backs (web processes they start would otherwise query the
+    # test database from a thread); the preload's own tests turn it on.
+    "STUDENT_PRELOAD": "0",
 }
 if UNIT:  # no server: the local-memory cache (and login lockouts counted in the database)
     ENV.update({"DATABASE_URL": f"sqlite:///{STORAGE}/db.sqlite3", "CELERY_BROKER_URL": "memory://", "CACHE_URL": ""})

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 class ServiceError(Exception):
     """A request the service refuses: `field` names what is wrong (an input field, or "detail" for
     the request as a whole), `message` says why and how to fix it; kind "invalid" (a 400),
-    "not_found" (a 404) or "conflict" (a 409: the object is not in a state that allows it). `others` holds more fields with their messages when several are wrong at once."""
+    "not_found" (a 404) or "conflict" (a 409: the object is not in a state that allows it).
+    `others` holds more fields with their messages when several are wrong at once."""
 
     def __init__(self, field: str, message: str, kind: str = "invalid", others: dict[str, str] | None = None):
         super().__init__(f"{field}: {message}")
