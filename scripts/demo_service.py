@@ -89,6 +89,8 @@ def main() -> int:
                 print(f"  {run['status']:<9} {run['progress'] * 100:5.1f}%  {run['stage_message']}", flush=True)
                 shown = (run["stage_message"], run["progress"])
         print(report(run))
+        if run["status"] == "succeeded":
+            print(take_out(api, run))
         print(f"\ndashboard: {URL}/runs/{run['id']}/ (log in as demo, password {password})\n"
               f"API: {URL}/api/docs/, token {token}\n"
               f"logs: {logs}; Ctrl-C stops the server and the worker", flush=True)
@@ -124,6 +126,13 @@ class Api:
 
     def get(self, path: str) -> dict:
         return self._send(urllib.request.Request(URL + path, headers=self.headers))
+
+    def download(self, path: str) -> bytes:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(URL + path, headers=self.headers), timeout=600) as answer:
+                return answer.read()
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"GET {URL + path}: {exc.code} {exc.read().decode()[:500]}")
 
     def post(self, path: str, body: dict) -> dict:
         return self._send(urllib.request.Request(URL + path, data=json.dumps(body).encode(), method="POST",
@@ -178,6 +187,32 @@ def wait_ready(api: Api, dataset_id: int, timeout: float = 600) -> dict:
             raise SystemExit(f"dataset {dataset_id} failed to prepare: {dataset['error']}")
         time.sleep(0.5)
     raise SystemExit(f"dataset {dataset_id} was not prepared within {timeout:.0f} s; is the worker running?")
+
+
+def take_out(api: Api, run: dict) -> str:
+    """The distilled student exported as ONNX over the API, unpacked under OUT/export, and its
+    serve.py (numpy + onnxruntime only) asked for one test user's recommendations."""
+    import io
+    import zipfile
+    archive = zipfile.ZipFile(io.BytesIO(api.download(f"/api/runs/{run['id']}/export/?format=onnx&k=10")))
+    target = OUT / "export"
+    archive.extractall(target)
+    folder = target / archive.namelist()[0].split("/")[0]
+    card = json.loads((folder / "model_card.json").read_text())
+    items = json.loads((folder / "items.json").read_text())
+    history = items["ids"][:3]
+    answer = subprocess.run([sys.executable, "serve.py", "--history", ",".join(history), "--k", "3"], cwd=folder,
+                            capture_output=True, text=True)
+    if answer.returncode != 0:
+        return f"export: serve.py failed: {answer.stderr.strip()}"
+    top = json.loads(answer.stdout)
+    latency = card["latency"]
+    lines = [f"\nexported to {folder} (ONNX opset {card['interface']['opset']}, checked on "
+             f"{card['check']['histories']} test histories): p50 onnxruntime "
+             f"{latency['onnxruntime']['p50_ms']:.3f} ms vs torch {latency['torch']['p50_ms']:.3f} ms",
+             f"python serve.py --history {','.join(history)} --k 3  ->  " +
+             "; ".join(f"{i} {t!r}" for i, t in zip(top["items"], top["titles"]))]
+    return "\n".join(lines)
 
 
 def report(run: dict) -> str:
