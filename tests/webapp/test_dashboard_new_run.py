@@ -59,3 +59,17 @@ def test_new_run_form_is_the_config_schema_with_defaults_help_and_field_errors(w
     assert run.tags == ["a", "b"]
     again = form_defaults(web.get(f"/runs/new/?from={run.pk}").content.decode())
     assert again["train__lr"] == "0.002" and again["dataset"] == str(dataset.pk)
+
+
+def test_the_teacher_budget_field_stores_a_count_or_a_fraction_and_names_a_bad_one(web, user, monkeypatch):
+    from tests.factories import ready_dataset, run_form
+    from webapp.studio import services
+    monkeypatch.setattr(services, "_launch", lambda run, stage=None: None)
+    dataset = ready_dataset(user)
+    bad = web.post("/runs/new/", run_form(user, dataset, teacher_budget="ten percent")).content.decode()
+    assert re.search(r'id="id_teacher_budget-error">[^<]*give a count of training instances', bad)
+    assert web.post("/runs/new/", run_form(user, dataset, teacher_budget="0.1")).status_code == 302
+    run = Run.objects.get(name="from the form")
+    assert run.config["teacher"]["budget"] == 0.1
+    again = web.get(f"/runs/new/?from={run.pk}").content.decode()
+    assert 'name="teacher_budget" value="0.1"' in again

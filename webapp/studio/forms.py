@@ -30,7 +30,8 @@ CHOICES = {
 COMMON = {"epochs", "patience", "batch_size", "lr", "hidden", "seed", "device", "lam", "candidate_k", "ed_weight"}
 TEACHER_HELP = {
     "backend": "semantic: a sentence encoder over titles (fast, CPU); titles: TF-IDF of titles; "
-               "hf / vllm: BIGRec, a (LoRA-tuned) LLM that writes the next title, grounded to items",
+               "hf / vllm: BIGRec, a (LoRA-tuned) LLM that writes the next title, grounded to items; openai: "
+               "BIGRec on an OpenAI-compatible server the operator allows (url, served_model in the options below)",
     "model": "local model directory; empty = the backend's default (all-MiniLM-L6-v2 / SmolLM2-135M)",
     "adapter": "LoRA adapter directory from `distill teacher finetune` (hf / vllm only)",
     "k": "length of the teacher's ranked list per instance (the student uses the first candidate_k)",
