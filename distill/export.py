@@ -47,7 +47,7 @@ from torch import nn
 from distill.config import STUDENTS
 from distill.data.dataset import PreparedDataset
 from distill.errors import ConfigError, DistillError
-from distill.inference import TrainedStudent
+from distill.inference import TrainedStudent, exclude_items
 from distill.io import atomic_directory, read_json, write_json
 from distill.latency import percentiles_ms, request_source
 
@@ -77,11 +77,7 @@ class ExportedRecommender(nn.Module):
         self.k = k
 
     def forward(self, seq: torch.Tensor, len_seq: torch.Tensor, exclude: torch.Tensor):
-        scores = self.student(seq, len_seq)                                    # [B, N]
-        # One extra column for pad_id, so that padding in `exclude` lands there and is dropped.
-        full = torch.cat([scores, torch.zeros_like(scores[:, :1])], dim=1)
-        full = full.scatter(1, exclude, torch.full_like(exclude, -math.inf, dtype=scores.dtype))
-        top = full[:, :-1].topk(self.k, dim=1)
+        top = exclude_items(self.student(seq, len_seq), exclude).topk(self.k, dim=1)
         return top.indices, top.values
 
 
@@ -252,9 +248,8 @@ def check_export(student: TrainedStudent, run, split, k: int, fmt: str) -> dict:
     worst = 0.0
     for start in range(0, len(split), CHECK_BATCH):
         seq, len_seq = seq_all[start:start + CHECK_BATCH], len_all[start:start + CHECK_BATCH]
-        scores = model(torch.from_numpy(seq), torch.from_numpy(len_seq))
-        scores = torch.cat([scores, torch.zeros_like(scores[:, :1])], 1).scatter(1, torch.from_numpy(seq), -math.inf)
-        scores = scores[:, :-1].numpy().astype(np.float64)
+        scores = exclude_items(model(torch.from_numpy(seq), torch.from_numpy(len_seq)), torch.from_numpy(seq))
+        scores = scores.numpy().astype(np.float64)
         expected = torch.from_numpy(scores).topk(k, dim=1)
         want_ids, want_scores = expected.indices.numpy(), expected.values.numpy()
         got_ids, got_scores = (np.asarray(a) for a in run(seq, len_seq, seq))

@@ -14,6 +14,14 @@ from distill.io import read_json
 from distill.students import SequentialRecommender, build_student
 
 
+def exclude_items(scores: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
+    """`scores` [B, N] with the items of `exclude` [B, E] (int64) set to -inf. `exclude` is padded
+    with N (the padding id): an extra column takes those entries and is dropped, so padding excludes
+    nothing. Plain tensor ops, so the exported models (ONNX, TorchScript) trace it as it is."""
+    full = torch.cat([scores, torch.zeros_like(scores[:, :1])], dim=1)
+    return full.scatter(1, exclude, torch.full_like(exclude, float("-inf"), dtype=scores.dtype))[:, :-1]
+
+
 @dataclass
 class TrainedStudent:
     """A saved student loaded for inference: raw ids in, raw ids out."""
@@ -80,10 +88,7 @@ class TrainedStudent:
             lengths[n] = len(window)
             if exclude_history:
                 exclude[n, :len(row)] = torch.tensor(row)
-        scores = self.model(seq.to(device), lengths.to(device))
-        # One extra column for the padding id, so that padding in `exclude` lands there and is dropped.
-        scores = torch.cat([scores, torch.zeros_like(scores[:, :1])], 1)
-        scores = scores.scatter(1, exclude.to(device), -torch.inf)[:, :-1]
+        scores = exclude_items(self.model(seq.to(device), lengths.to(device)), exclude.to(device))
         top = scores.topk(min(k, pad), dim=1)
         values, indices = top.values.cpu(), top.indices.cpu()
         keep = torch.isfinite(values).sum(1).tolist()

@@ -26,7 +26,7 @@ class TeacherSignal:
         self.distances = None
         self.instance_weights = None
         # With a teacher budget (docs/method.md §2.6) only the ranked rows are distilled.
-        ranked = teacher.ranked_rows("train") if hasattr(teacher, "ranked_rows") else None
+        ranked = teacher.ranked_rows("train")
         self.ranked = None if ranked is None else torch.as_tensor(ranked, dtype=torch.bool, device=device)
         if self.ranked is not None and config.dro_weighting == "official" and config.student == "dros":
             raise ConfigError("dro_weighting=official averages the DRO term over every instance of a batch, which "

@@ -20,6 +20,7 @@ one file that differs between two runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ from distill.teacher.artifacts import TeacherArtifacts
 from distill.teacher.backends import open_backend
 from distill.teacher.grounding import nearest_items
 from distill.teacher.prompts import clean_generation, instance_prompts, prompt_style, token_budget
-from distill.teacher.registry import check_teacher_option
+from distill.teacher.registry import OPENAI_OPTIONS, check_teacher_option
 from distill.teacher.titles import require_list_length
 
 KEY_VERSION = 1
@@ -123,12 +124,17 @@ class _Plan:
                        for start in range(0, rows, self.options.block)]
         return blocks
 
+    @functools.cached_property
+    def train_rows(self) -> np.ndarray:
+        """With a budget, the training rows it ranks, ascending (sorted once, read by every block)."""
+        order, count, _ = self.budget
+        return np.sort(order[:count])
+
     def row_index(self, split: str) -> np.ndarray:
         """The rows of `split` the teacher ranks, ascending: all (or the first `limit`), or for train
         with a budget the budget's rows."""
         if split == "train" and self.budget is not None:
-            order, count, _ = self.budget
-            return np.sort(order[:count])
+            return self.train_rows
         n = len(self.dataset.split(split))
         return np.arange(n if self.options.limit is None else min(n, self.options.limit))
 
@@ -302,9 +308,7 @@ def bigrec_teacher(dataset: PreparedDataset, out: str | Path | None, model: str 
 def _server_options(options: BigRecOptions) -> dict | None:
     if options.backend != "openai":
         return None
-    return {name: getattr(options, name) for name in ("url", "served_model", "api_key_env", "grounding", "embed_url",
-                                                      "embed_model", "concurrency", "retries", "timeout",
-                                                      "request_budget")}
+    return {name: getattr(options, name) for name in OPENAI_OPTIONS}
 
 
 def merge_shards(dataset: PreparedDataset, shards: list[str | Path], out: str | Path | None,
