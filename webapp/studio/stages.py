@@ -110,13 +110,23 @@ def teacher_dir(run: Run, key: str | None = None) -> Path:
     return Path(path) if path else storage("teachers", key)
 
 
-def _remember_teacher(run: Run, path: Path, key: str | None = None) -> None:
+def _remember_teacher(run: Run, path: Path, key: str | None = None, config: dict | None = None) -> None:
+    """Index the teacher at `path` under `key` (the run's own by default), made from `config` (the
+    run's teacher section by default)."""
     TeacherCacheEntry.objects.update_or_create(key=key or run_teacher_key(run), defaults={
-        "dataset_hash": run.dataset.content_hash, "config": run.config["teacher"], "path": str(path)})
+        "dataset_hash": run.dataset.content_hash, "config": config or run.config["teacher"], "path": str(path)})
+
+
+def _compute_teacher(run: Run, dataset, spec: dict, out: Path, reporter) -> Path:
+    """Compute the teacher `spec` (library spelling) for `run` on its prepared `dataset`: into `out`,
+    or for bigrec into its block cache, whose entry directory is the teacher (no copy). Returns
+    where it is."""
+    from distill.recipe import ensure_teacher
+    return ensure_teacher(dataset, spec, None if spec["kind"] == "bigrec" else out, cache=block_cache(run),
+                          log=reporter.message, should_cancel=reporter.should_cancel)
 
 
 def stage_teacher(run: Run, reporter) -> Outcome:
-    from distill.recipe import ensure_teacher
     from distill.train import Cancelled
     teacher = run.config["teacher"]
     spec = library_spec(teacher)
@@ -138,9 +148,7 @@ def stage_teacher(run: Run, reporter) -> Outcome:
         _update_analysis(run, teacher_cached=False)
         if spec["kind"] == "bigrec" and shards > 1:
             return Outcome(fan_out=shards)
-        # bigrec keeps its result in its block cache: the entry's directory is the teacher (no copy).
-        out = ensure_teacher(_dataset(run), spec, None if spec["kind"] == "bigrec" else out,
-                             cache=block_cache(run), log=reporter.message, should_cancel=reporter.should_cancel)
+        out = _compute_teacher(run, _dataset(run), spec, out, reporter)
         _remember_teacher(run, out, key)
     _record_metrics(run, "teacher", out / "metrics.json")
     _record_artifacts(run, "teacher", out)
@@ -153,7 +161,6 @@ def _cut_from_source(run: Run, teacher: dict, source_budget, key: str, out: Path
     the prefix of the same order), written to this point's own cache entry."""
     from distill.evaluate import teacher_report
     from distill.io import read_json
-    from distill.recipe import ensure_teacher
     from distill.teacher import TeacherArtifacts
     from distill.teacher.budget import restrict
     from distill.train import Cancelled
@@ -166,11 +173,8 @@ def _cut_from_source(run: Run, teacher: dict, source_budget, key: str, out: Path
         if reporter.should_cancel():
             raise Cancelled("run cancelled")
         reporter.message(f"teacher: computing it at the study's largest budget ({source_budget})")
-        spec = library_spec(source)
-        source_dir = ensure_teacher(dataset, spec, None if spec["kind"] == "bigrec" else source_dir,
-                                    cache=block_cache(run), log=reporter.message, should_cancel=reporter.should_cancel)
-        TeacherCacheEntry.objects.update_or_create(key=source_key, defaults={
-            "dataset_hash": run.dataset.content_hash, "config": source, "path": str(source_dir)})
+        source_dir = _compute_teacher(run, dataset, library_spec(source), source_dir, reporter)
+        _remember_teacher(run, source_dir, source_key, source)
     _update_analysis(run, teacher_cached=cached)
     reporter.message(f"teacher: budget {teacher.get('budget')} cut from budget {source_budget}")
     artifacts = restrict(TeacherArtifacts.load(source_dir, dataset), teacher.get("budget"))
