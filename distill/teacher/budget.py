@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from distill.errors import ConfigError, TeacherError
+from distill.errors import ConfigError, TeacherError, raise_if_cancelled
 
 BUDGET_RULES = ("random", "recent", "uncertain")
 DEFAULT_RULE = "random"
@@ -122,9 +122,7 @@ def _student_margins(dataset, seed: int, should_cancel, device: str) -> np.ndarr
     batch = 1024
     with torch.no_grad():
         for start in range(0, len(train_split), batch):
-            if should_cancel is not None and should_cancel():
-                from distill.errors import Cancelled
-                raise Cancelled("cancelled while ordering the budget")
+            raise_if_cancelled(should_cancel)
             seq = torch.as_tensor(train_split.seq[start:start + batch], device=next(model.parameters()).device)
             lengths = torch.as_tensor(train_split.len_seq[start:start + batch], device=seq.device)
             top = model(seq, lengths).float().topk(2, dim=1).values
