@@ -136,12 +136,9 @@ class OpenAIBackend:
                 return _first_choices(answer, len(prompts), self.beams, self.url)
             except _Refused as exc:
                 if exc.code != 400:
-                    raise TeacherError(str(exc)) from None
+                    raise
                 self.decoding = "greedy"      # the server has no beam search: recorded in the teacher meta
-        try:
-            answer = self._post(self.url, "/v1/completions", body)
-        except _Refused as exc:
-            raise TeacherError(str(exc)) from None
+        answer = self._post(self.url, "/v1/completions", body)
         return _first_choices(answer, len(prompts), 1, self.url)
 
     # ------------------------------------------------------------------ grounding
@@ -155,10 +152,7 @@ class OpenAIBackend:
         return torch.cat(self._map(self._embed_chunk, chunks))
 
     def _embed_chunk(self, texts: list[str]) -> torch.Tensor:
-        try:
-            answer = self._post(self.embed_url, "/v1/embeddings", {"model": self.embed_model, "input": texts})
-        except _Refused as exc:
-            raise TeacherError(str(exc)) from None
+        answer = self._post(self.embed_url, "/v1/embeddings", {"model": self.embed_model, "input": texts})
         rows = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(rows, list) or len(rows) != len(texts) or not all(
                 isinstance(r, dict) and isinstance(r.get("embedding"), list) for r in rows):
@@ -174,8 +168,8 @@ class OpenAIBackend:
             self.local = None
 
 
-class _Refused(Exception):
-    """A 4xx the server will answer again the same way (no retry)."""
+class _Refused(TeacherError):
+    """A 4xx the server will answer again the same way (no retry); a TeacherError with the URL."""
 
     def __init__(self, url: str, code: int, detail: str):
         super().__init__(f"{url} refused the request: HTTP {code}: {detail}")
