@@ -121,3 +121,9 @@ def test_the_run_page_links_the_exports_and_they_download_with_the_session(web, 
     assert link in page
     response = web.get(link.replace("&amp;", "&"))
     assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
+
+
+@pytest.mark.parametrize("k", ["0", "1001", "²", "ten", "-5"])
+def test_a_k_outside_1_to_1000_is_a_400_naming_k(client, run, k):
+    response = export(client, run, format="onnx", k=k)
+    assert response.status_code == 400 and "1..1000" in response.json()["k"][0]

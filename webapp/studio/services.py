@@ -638,10 +638,10 @@ def export_run(run: Run, params) -> Path:
     fmt, role = params.get("format"), _served_role(params.get("role"))
     if fmt not in EXPORT_FORMATS:
         raise ServiceError("format", f"one of {', '.join(EXPORT_FORMATS)}")
+    from webapp.studio.serializers import parse_id
     k = params.get("k", DEFAULT_K)
-    if not isinstance(k, int):
-        k = int(k) if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 4 else 0
-    if not 1 <= k <= 1000:
+    k = parse_id(k) if isinstance(k, str) else k      # ASCII digits only, as every id in a query string
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
         raise ServiceError("k", "a whole number in 1..1000")
     folder = stages.run_dir(run) / "exports"
     target = folder / f"{role}-{fmt}-k{k}.zip"
