@@ -168,3 +168,13 @@ def restrict(artifacts, budget):
         raise TeacherError(f"a budget of {count:,} instances is above the {record['ranked']:,} this teacher ranked; "
                            "compute the teacher at the largest budget")
     return apply_budget(artifacts, artifacts.budget_order, count, {**record, "budget": budget, "ranked": int(count)})
+
+
+def with_budget(artifacts, dataset, budget, rule: str = DEFAULT_RULE, seed: int = 0, should_cancel=None):
+    """`artifacts` (ranked on every training instance) cut to `budget` chosen by `rule` (nothing to do
+    without a budget). The cheap teachers rank everything and keep the budget's rows, which gives the
+    same rows as ranking only those; BIGRec generates for the budget's rows only."""
+    if budget is None:
+        return artifacts
+    order, count, record = select(dataset, budget, rule, seed, should_cancel=should_cancel)
+    return apply_budget(artifacts, order, count, record)

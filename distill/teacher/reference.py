@@ -13,6 +13,7 @@ import torch
 from distill.data.dataset import PreparedDataset
 from distill.errors import TeacherError
 from distill.teacher.artifacts import TeacherArtifacts, require_finite
+from distill.teacher.budget import with_budget
 
 
 def import_reference(dataset: PreparedDataset, ranks_path: str | Path, confidence_path: str | Path,
@@ -58,7 +59,6 @@ def import_reference(dataset: PreparedDataset, ranks_path: str | Path, confidenc
                   "embeddings": None if embeddings_path is None else Path(embeddings_path).name},
     }
     artifacts = TeacherArtifacts.build(dataset, {"train": ids}, {"train": confidence}, embeddings, teacher)
-    from distill.teacher.registry import with_budget
     with_budget(artifacts, dataset, budget, budget_rule, budget_seed)
     artifacts.save(out)
     return artifacts

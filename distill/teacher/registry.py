@@ -17,7 +17,7 @@ from typing import Callable
 
 from distill.errors import ConfigError
 from distill.latency import LATENCY_REQUESTS
-from distill.teacher.budget import BUDGET_RULES, DEFAULT_RULE, check_budget
+from distill.teacher.budget import BUDGET_RULES, DEFAULT_RULE, check_budget, with_budget
 from distill.teacher.prompts import PRESETS
 from distill.teacher.semantic import HISTORY_MODES
 
@@ -98,17 +98,6 @@ def _build_semantic(dataset, out, *, cache=None, log=None, should_cancel=None, m
                                  should_cancel=should_cancel)
     with_budget(artifacts, dataset, budget, budget_rule, budget_seed, should_cancel)
     return _save(artifacts, dataset, out, semantic_latency(dataset, artifacts, latency_requests, should_cancel))
-
-
-def with_budget(artifacts, dataset, budget, rule: str = DEFAULT_RULE, seed: int = 0, should_cancel=None):
-    """`artifacts` (ranked on every training instance) cut to `budget` chosen by `rule` (nothing to do
-    without a budget). The cheap teachers rank everything and keep the budget's rows, which gives the
-    same rows as ranking only those; BIGRec generates for the budget's rows only."""
-    if budget is None:
-        return artifacts
-    from distill.teacher.budget import apply_budget, select
-    order, count, record = select(dataset, budget, rule, seed, should_cancel=should_cancel)
-    return apply_budget(artifacts, order, count, record)
 
 
 def legacy_kind(backend: str) -> str:
