@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=16, help="generation batch (hf backend)")
     t.add_argument("--block", type=int, default=256, help="instances per checkpoint / shard unit")
     t.add_argument("--limit", type=int, help="only the first N instances of each split (a smoke run)")
+    t.add_argument("--eval-sample", type=int, metavar="N",
+                   help="rank a recorded seeded sample of N val and N test instances (--budget-seed) for the "
+                        "teacher's own metrics, instead of all of them")
     t.add_argument("--shard", help="i/n: compute shard i of n (from 1); join them with `teacher merge`")
     t.add_argument("--exclude-history", action="store_true", help="rank the history's own items last")
     t.add_argument("--device", default="auto")
@@ -357,7 +360,7 @@ def cmd_teacher_bigrec(args) -> None:
                    template=_template(args), exclude_history=args.exclude_history, limit=args.limit,
                    device=args.device, dtype=args.dtype, tensor_parallel=args.tensor_parallel,
                    gpu_memory=args.gpu_memory, latency_requests=args.latency_requests, max_empty=args.max_empty,
-                   **_budget(args))
+                   eval_sample=args.eval_sample, **_budget(args))
     if args.backend == "openai":
         options.update(url=args.url, served_model=args.served_model, api_key_env=args.api_key_env,
                        grounding=args.grounding, embed_url=args.embed_url, embed_model=args.embed_model,

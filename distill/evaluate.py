@@ -113,12 +113,24 @@ def _teacher_ranks(topk_ids: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def teacher_report(artifacts, dataset) -> dict:
-    """A teacher's own HR/NDCG/MRR on val and test, shaped like a student's metrics.json."""
-    # A --limit smoke run ranks the first rows of each split only.
-    report = {split: teacher_metrics(artifacts.ids[split], dataset.split(split).next[:len(artifacts.ids[split])])
-              for split in ("val", "test") if split in artifacts.ids}
+    """A teacher's own HR/NDCG/MRR on val and test, shaped like a student's metrics.json; on the rows
+    it ranked: a --limit smoke run's first rows, an eval_sample's sampled rows (their count recorded
+    in protocol.ranked_instances), else every row."""
+    report, sampled = {}, {}
+    for split in ("val", "test"):
+        if split not in artifacts.ids:
+            continue
+        ids = artifacts.ids[split]
+        targets = dataset.split(split).next[:len(ids)]
+        rows = artifacts.ranked_rows(split)
+        if rows is not None:
+            ids, targets = ids[rows], targets[rows]
+            sampled[split] = int(rows.sum())
+        report[split] = teacher_metrics(ids, targets)
     report["protocol"] = {"split": dataset.stats.get("split", "time"), "cutoffs": [c for c in CUTOFFS if c <= artifacts.k],
                           "ranking": f"the teacher's top-{artifacts.k} list", "dataset_hash": dataset.content_hash}
+    if sampled:
+        report["protocol"]["ranked_instances"] = sampled
     report["teacher"] = artifacts.meta["teacher"]
     return report
 
@@ -131,17 +143,21 @@ def most_popular_metrics(train: Split, split: Split, num_items: int, cutoffs=CUT
 
 
 def topk_overlap(model, split: Split, teacher_ids: np.ndarray, k: int = 20, batch_size: int = 256,
-                 device=None) -> float:
+                 device=None, ranked: np.ndarray | None = None) -> float:
     """Mean share of the teacher's top-k items that the student also ranks in its top-k, over the
-    split's instances (the first len(teacher_ids) of them): how much of the teacher's ranking the
-    student reproduces. k is capped by the teacher's list length."""
+    split's instances the teacher ranked (the first len(teacher_ids) of them; with a `ranked` mask,
+    an eval_sample's, those it marks): how much of the teacher's ranking the student reproduces.
+    k is capped by the teacher's list length."""
     rows = min(len(split), len(teacher_ids))
     k = min(k, teacher_ids.shape[1]) if teacher_ids.ndim == 2 else 0
-    if rows == 0 or k == 0:
+    mask = None if ranked is None else torch.as_tensor(np.asarray(ranked[:rows], dtype=bool))
+    counted = rows if mask is None else int(mask.sum())
+    if counted == 0 or k == 0:
         return float("nan")
     teacher = torch.as_tensor(np.ascontiguousarray(teacher_ids[:rows, :k]))
     shared = 0
     for start, end, scores in _scores_in_batches(model, split, batch_size, device, rows):
         top = scores.topk(k, dim=1).indices
-        shared += int((top.unsqueeze(2) == teacher[start:end].to(top.device).unsqueeze(1)).any(2).sum())
-    return shared / (rows * k)
+        hits = (top.unsqueeze(2) == teacher[start:end].to(top.device).unsqueeze(1)).any(2).sum(1)
+        shared += int(hits.sum() if mask is None else hits[mask[start:end].to(hits.device)].sum())
+    return shared / (counted * k)

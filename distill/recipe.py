@@ -248,15 +248,18 @@ def compare_students(dataset, distilled_dirs: list, baseline_dirs: list, teacher
                         for role, dirs in (("distilled", distilled_dirs), ("baseline", baseline_dirs))},
               "averaging": "per-instance scores averaged over seeds, then over each user's instances"}
     if teacher_dir is not None:
-        ids = TeacherArtifacts.load(teacher_dir, dataset).ids["test"]
+        teacher_artifacts = TeacherArtifacts.load(teacher_dir, dataset)
+        ids = teacher_artifacts.ids["test"]
         if ids.shape[1] < cutoff:
             result["teacher_note"] = (f"no comparison with the teacher: its lists hold {ids.shape[1]} items and "
                                       f"{metric} needs {cutoff} (rebuild the teacher with k={cutoff})")
             return result
-        rows = len(ids)   # a --limit smoke teacher ranks the first rows only: compare on those
-        teacher = teacher_per_user_scores(ids, split.next[:rows], (cutoff,))[metric]
-        _, teacher_users = per_user_mean(teacher, split.user[:rows])
-        result["distilled_vs_teacher"] = paired_comparison(per_user_mean(distilled[:rows], split.user[:rows])[1],
+        # the rows the teacher ranked: a --limit smoke teacher's first rows, an eval_sample's sampled rows
+        mask = teacher_artifacts.ranked_rows("test")
+        rows = np.arange(len(ids)) if mask is None else np.flatnonzero(mask)
+        teacher = teacher_per_user_scores(ids[rows], split.next[rows], (cutoff,))[metric]
+        _, teacher_users = per_user_mean(teacher, split.user[rows])
+        result["distilled_vs_teacher"] = paired_comparison(per_user_mean(distilled[rows], split.user[rows])[1],
                                                            teacher_users, metric=metric, split="test")
     return result
 

@@ -13,6 +13,9 @@ Layout of a teacher-artifacts directory::
                       other rows of train_ids/_dist/_target_dist are zeros and are never distilled
         train_order   int64   [N_train] (with a budget) the budget rule's order of every training row:
                       the ranked rows are its first teacher.json["budget"]["ranked"] (docs/method.md §2.6)
+        val_ranked, test_ranked uint8 [N_split] (BIGRec with an eval_sample) 1 for the sampled instances the
+                      teacher ranked (teacher.json["teacher"]["eval_sample"]); the others are zeros, and
+                      the teacher's metrics and comparisons with it use the sampled rows only
     item_embeddings.safetensors  (optional)
         embeddings    float32 [num_items, D] teacher item embeddings for embedding distillation
 
@@ -52,7 +55,7 @@ class TeacherArtifacts:
     meta: dict
     path: Path | None = None
     target_distances: dict[str, np.ndarray] = field(default_factory=dict)
-    ranked: dict[str, np.ndarray] = field(default_factory=dict)   # "train" -> uint8 mask, with a budget
+    ranked: dict[str, np.ndarray] = field(default_factory=dict)   # split -> uint8 mask (budget, eval_sample)
     budget_order: np.ndarray | None = None                        # the budget rule's order of the train rows
 
     def ranked_rows(self, split: str = "train") -> np.ndarray | None:
@@ -256,6 +259,13 @@ class TeacherArtifacts:
                                        f"expected one distance per instance ({ids.shape[0]:,})")
                 require_finite(target, f"{ranks}: {split}_target_dist")
         self._check_budget(ranks)
+        for split in ("val", "test"):
+            mask = self.ranked.get(split)
+            if mask is not None and (mask.shape != (len(self.ids[split]),) or not mask.any()
+                                     or mask.max(initial=0) > 1):
+                raise TeacherError(f"{ranks}: {split}_ranked must mark, with 0 and 1, which of the "
+                                   f"{len(self.ids[split]):,} {split} instances the teacher ranked (at least one); "
+                                   "write the artifacts again")
         if self.item_embeddings is None:
             if self.meta["dim"] is not None:
                 raise TeacherError(f"{self._file(META_FILE)}: dim is {self.meta['dim']} but there are no "

@@ -73,6 +73,7 @@ class BigRecOptions:
     budget: int | float | None = None  # rank only part of the training instances (distill.teacher.budget)
     budget_rule: str = "random"
     budget_seed: int = 0
+    eval_sample: int | None = None     # rank a seeded sample of this many val and test instances (None: all)
     # backend openai (distill.teacher.openai_backend): the server and how to talk to it
     url: str | None = None
     served_model: str | None = None
@@ -114,6 +115,7 @@ class _Plan:
     teacher: dict
     key: str
     budget: tuple[np.ndarray, int, dict] | None = None   # (order, count, record) of a budget
+    eval_rows: dict | None = None      # split -> the sampled val/test rows (an eval_sample), or None: all
 
     def blocks(self) -> list[tuple[str, int, int]]:
         """(split, start, stop): positions start..stop-1 in `row_index(split)`."""
@@ -132,9 +134,11 @@ class _Plan:
 
     def row_index(self, split: str) -> np.ndarray:
         """The rows of `split` the teacher ranks, ascending: all (or the first `limit`), or for train
-        with a budget the budget's rows."""
+        with a budget the budget's rows, for val/test with an eval_sample the sample's rows."""
         if split == "train" and self.budget is not None:
             return self.train_rows
+        if (self.eval_rows or {}).get(split) is not None:
+            return self.eval_rows[split]
         n = len(self.dataset.split(split))
         return np.arange(n if self.options.limit is None else min(n, self.options.limit))
 
@@ -203,10 +207,23 @@ def plan(dataset: PreparedDataset, model: str | Path | None, adapter: str | Path
         from distill.teacher.budget import select
         budget = select(dataset, options.budget, options.budget_rule, options.budget_seed)
         teacher["budget"] = {key: budget[2][key] for key in ("budget", "rule", "seed")}
+    if options.eval_sample is not None:
+        if options.limit is not None:
+            raise ConfigError("bigrec: give eval_sample or limit, not both (limit is the smoke-test cut of every "
+                              "split; eval_sample ranks a recorded sample of val and test)")
+        teacher["eval_sample"] = {"size": options.eval_sample, "seed": options.budget_seed}
     key_source = json.dumps({"version": KEY_VERSION, "dataset": dataset.content_hash, "k": options.k,
                              "teacher": teacher}, sort_keys=True)
     key = hashlib.sha256(key_source.encode()).hexdigest()[:24]
-    return _Plan(dataset, options, path, adapter_path, style, teacher, key, budget)
+    return _Plan(dataset, options, path, adapter_path, style, teacher, key, budget, _sampled_rows(dataset, teacher))
+
+
+def _sampled_rows(dataset: PreparedDataset, teacher: dict) -> dict:
+    """split -> the val/test rows a recorded eval_sample ranks (None: every row)."""
+    from distill.teacher.budget import eval_rows
+    sample = teacher.get("eval_sample") or {}
+    return {split: eval_rows(len(dataset.split(split)), sample.get("size"), sample.get("seed", 0))
+            for split in ("val", "test")}
 
 
 def default_cache() -> Path:
@@ -419,9 +436,10 @@ def _measure_latency(run: _Plan, backend, items: torch.Tensor, fits) -> dict:
 def _assemble(dataset: PreparedDataset, teacher: dict, blocks, locate: Callable[[tuple], Path], items_file: Path,
               latency_file: Path | None, target: Path, budget: tuple | None = None) -> None:
     """Concatenate the blocks into teacher artifacts (+ metrics, generations, latency) at `target`;
-    with a `budget` (order, count, record) the train blocks hold the budget's rows, put back in
-    their places among the training instances (the others zero, marked unranked)."""
-    train_rows = None if budget is None else np.sort(budget[0][:budget[1]])
+    with a `budget` (order, count, record) the train blocks hold the budget's rows, and with a
+    recorded eval_sample the val/test blocks hold the sample's rows: each put back in its place among
+    the split's instances (the others zero, marked unranked)."""
+    rows_of = {"train": None if budget is None else np.sort(budget[0][:budget[1]]), **_sampled_rows(dataset, teacher)}
     parts: dict[str, dict[str, list]] = {s: {} for s in SPLITS}
     generations, empty, seconds = [], {s: 0 for s in SPLITS}, 0.0
     for block in blocks:
@@ -433,35 +451,44 @@ def _assemble(dataset: PreparedDataset, teacher: dict, blocks, locate: Callable[
         for key, array in arrays.items():
             parts[block[0]].setdefault(key, []).append(array)
         texts = json.loads(meta["generations"])
-        rows = (train_rows[block[1]:block[2]] if block[0] == "train" and train_rows is not None
-                else range(block[1], block[2]))
+        chosen = rows_of[block[0]]
+        rows = range(block[1], block[2]) if chosen is None else chosen[block[1]:block[2]]
         generations += [{"split": block[0], "row": int(row), "text": text} for row, text in zip(rows, texts)]
         empty[block[0]] += int(meta["empty"])
         seconds += float(meta["seconds"])
     splits = [s for s in SPLITS if parts[s]]
     cat = {s: {key: np.concatenate(v) for key, v in parts[s].items()} for s in splits}
-    if train_rows is not None and "train" in cat:
-        n = len(dataset.train)
-        for key, array in cat["train"].items():
-            full = np.zeros((n, *array.shape[1:]), dtype=array.dtype)
-            full[train_rows] = array
-            cat["train"][key] = full
+    alternative = "ids" if teacher["exclude_history"] else "ids_new"
+    label = "history_included" if teacher["exclude_history"] else "history_excluded"
+    other_list = {}   # the teacher's metrics with the other history rule, on the rows it ranked
+    for split in ("val", "test"):
+        if split in cat:
+            chosen, targets = rows_of[split], dataset.split(split).next
+            other_list[f"{split}_{label}"] = teacher_metrics(
+                cat[split][alternative], targets[:len(cat[split][alternative])] if chosen is None else targets[chosen])
+    for split in splits:
+        if rows_of[split] is not None:
+            n = len(dataset.split(split))
+            for key, array in cat[split].items():
+                full = np.zeros((n, *array.shape[1:]), dtype=array.dtype)
+                full[rows_of[split]] = array
+                cat[split][key] = full
     primary, other = ("ids_new", "dist_new") if teacher["exclude_history"] else ("ids", "dist")
     meta = dict(teacher, empty_generations=empty)
     artifacts = TeacherArtifacts.build(dataset, {s: cat[s][primary] for s in splits},
                                        {s: cat[s][other] for s in splits},
                                        load_file(str(items_file))["embeddings"], meta,
                                        {s: cat[s]["target_dist"] for s in splits}, limit=teacher.get("limit"))
+    for split in ("val", "test"):
+        if split in cat and rows_of[split] is not None:
+            mask = np.zeros(len(dataset.split(split)), dtype=np.uint8)
+            mask[rows_of[split]] = 1
+            artifacts.ranked[split] = mask
     if budget is not None:
         from distill.teacher.budget import apply_budget
         apply_budget(artifacts, *budget)
     report = teacher_report(artifacts, dataset)
-    alternative = "ids" if teacher["exclude_history"] else "ids_new"
-    label = "history_included" if teacher["exclude_history"] else "history_excluded"
-    for split in ("val", "test"):
-        if split in cat:
-            targets = dataset.split(split).next[:len(cat[split][alternative])]
-            report[f"{split}_{label}"] = teacher_metrics(cat[split][alternative], targets)
+    report.update(other_list)
     instances = sum(b[2] - b[1] for b in blocks)
     latency = read_json(latency_file) if latency_file is not None and Path(latency_file).is_file() else {}
     latency.update({"instances": instances, "seconds": seconds,

@@ -2,7 +2,9 @@
 
 Ranking distillation then applies to those instances only (`distill.objective`: their weights
 renormalised per batch, so the loss scale does not depend on the budget), embedding distillation to
-every instance, and val/test are ranked in full for the teacher's own metrics.
+every instance. Val/test are ranked in full for the teacher's own metrics, or (BIGRec's
+`eval_sample`) on a recorded seeded sample of each (`eval_rows`): the teacher's metrics then come with
+their n, and comparisons with the teacher use the sampled rows only.
 
 A budget is a count (`500`: that many training instances) or a fraction (`0.1`: that share of them,
 rounded up), chosen by a recorded rule:
@@ -139,6 +141,15 @@ def select(dataset, budget, rule: str = DEFAULT_RULE, seed: int = 0, **kwargs) -
     return order, count, {"budget": budget, "rule": rule, "seed": seed, "ranked": int(count), "instances": int(n)}
 
 
+def eval_rows(instances: int, sample: int | None, seed: int = 0) -> np.ndarray | None:
+    """The val/test rows an `eval_sample` ranks, ascending: a seeded random sample of `sample` of the
+    `instances` rows (its own stream of the seed, not the budget's order); None when the sample
+    covers every row (ranked in full)."""
+    if sample is None or sample >= instances:
+        return None
+    return np.sort(np.random.default_rng([seed, 1]).permutation(instances)[:sample]).astype(np.int64)
+
+
 def apply_budget(artifacts, order: np.ndarray, count: int, record: dict):
     """`artifacts` keeping the train ranks of `order[:count]` only: the other rows' ids, distances and
     target distances are zeroed, `ranked["train"]` marks the kept rows, `budget_order` keeps the
@@ -150,7 +161,7 @@ def apply_budget(artifacts, order: np.ndarray, count: int, record: dict):
     artifacts.distances["train"] = np.where(keep[:, None], artifacts.distances["train"], 0).astype(np.float32)
     if "train" in artifacts.target_distances:
         artifacts.target_distances["train"] = np.where(keep, artifacts.target_distances["train"], 0).astype(np.float32)
-    artifacts.ranked = {"train": keep.astype(np.uint8)}
+    artifacts.ranked["train"] = keep.astype(np.uint8)
     artifacts.budget_order = np.asarray(order, dtype=np.int64)
     artifacts.meta["budget"] = record
     return artifacts

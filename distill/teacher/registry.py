@@ -38,6 +38,7 @@ TEACHER_BOUNDS: dict[str, tuple[int, int] | tuple[float, float]] = {
     "block": (1, 100_000),            # instances generated and checkpointed together
     "max_new_tokens": (1, 512),       # generation steps per prompt
     "limit": (1, 10**7),              # instances of each split (a smoke run)
+    "eval_sample": (1, 10**7),        # bigrec: val and test instances ranked (a recorded seeded sample)
     "latency_requests": (0, 10_000),  # timed single-history requests (0: no latency.json)
     "tensor_parallel": (1, 64),       # GPUs per vLLM engine
     "gpu_memory": (0.05, 0.99),       # vLLM's share of the GPU memory
@@ -66,7 +67,7 @@ SERVER_NAMES = ("url", "served_model", "api_key_env", "embed_url", "embed_model"
 OPENAI_OPTIONS = frozenset({"url", "served_model", "api_key_env", "grounding", "embed_url", "embed_model",
                             "concurrency", "retries", "timeout", "request_budget"})
 FLAGS = ("exclude_history",)
-NULLABLE = ("model", "adapter", "template", "style", "limit", "budget", "url", "served_model", "api_key_env",
+NULLABLE = ("model", "adapter", "template", "style", "limit", "eval_sample", "budget", "url", "served_model", "api_key_env",
             "embed_url", "embed_model", "request_budget")  # None means: the default / no limit
 # Every kind takes a budget (docs/method.md §2.6): rank only part of the training instances.
 BUDGET_OPTIONS = frozenset({"budget", "budget_rule", "budget_seed"})
@@ -142,7 +143,7 @@ TEACHERS: dict[str, TeacherKind] = {
     "bigrec": TeacherKind("bigrec", frozenset({
         "backend", "model", "adapter", "k", "beams", "max_new_tokens", "batch", "block", "style", "template",
         "exclude_history", "limit", "device", "dtype", "tensor_parallel", "gpu_memory", "latency_requests",
-        "max_empty"}) | BUDGET_OPTIONS | OPENAI_OPTIONS, _build_bigrec, "BIGRec generation + grounding"),
+        "max_empty", "eval_sample"}) | BUDGET_OPTIONS | OPENAI_OPTIONS, _build_bigrec, "BIGRec generation + grounding"),
 }
 
 

@@ -185,6 +185,56 @@ def test_a_budget_generates_for_the_budgets_training_instances_only(world, tmp_p
     assert proc.returncode == 0, proc.stderr
 
 
+def test_an_eval_sample_ranks_a_recorded_sample_of_val_and_test_and_scores_the_teacher_on_it(world, tmp_path):
+    dataset, root, _ = world
+    out = tmp_path / "sampled"
+    proc = run_cli("teacher", "bigrec", "--data", root / "data", "--adapter", root / "adapter", "--k", 5,
+                   "--block", 16, "--batch", 8, "--max-new-tokens", 10, "--latency-requests", 0,
+                   "--budget", 10, "--eval-sample", 6, "--cache", tmp_path / "cache", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    artifacts = TeacherArtifacts.load(out, dataset)
+    assert artifacts.meta["teacher"]["eval_sample"] == {"size": 6, "seed": 0}
+    generated = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    for split in ("val", "test"):
+        mask = artifacts.ranked_rows(split)
+        rows = sorted(g["row"] for g in generated if g["split"] == split)
+        assert rows == np.flatnonzero(mask).tolist() and len(rows) == 6     # only the sample was generated
+        assert (artifacts.ids[split][~mask] == 0).all()
+    # the teacher's own metrics are those of its sampled rows, with their count
+    from distill.evaluate import teacher_metrics
+    metrics = json.loads((out / "metrics.json").read_text())
+    mask = artifacts.ranked_rows("test")
+    assert metrics["test"] == pytest.approx(teacher_metrics(artifacts.ids["test"][mask], dataset.test.next[mask]))
+    assert metrics["protocol"]["ranked_instances"] == {"val": 6, "test": 6}
+    # a student trains on it; the paired comparison with the teacher uses the sampled users only
+    proc = run_cli("train", "--data", root / "data", "--student", "sasrec", "--teacher", out, "--epochs", 1,
+                   "--set", "candidate_k=5", "--quiet", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    from distill.recipe import compare_students
+    versus = compare_students(dataset, [tmp_path / "run"], [tmp_path / "run"], teacher_dir=out,
+                              metric="ndcg@5")["distilled_vs_teacher"]
+    assert versus["n_users"] == len(set(dataset.test.user[mask].tolist()))
+
+
+def test_an_eval_sample_is_its_own_cache_entry_and_covers_all_rows_when_large_enough(world, tmp_path):
+    dataset, root, _ = world
+    options = dict(OPTIONS, latency_requests=0, budget=10)
+    sampled = bigrec_teacher(dataset, tmp_path / "a", adapter=root / "adapter", cache=tmp_path / "c",
+                             options=BigRecOptions(**options, eval_sample=6))
+    everything = bigrec_teacher(dataset, tmp_path / "b", adapter=root / "adapter", cache=tmp_path / "c",
+                                options=BigRecOptions(**options, eval_sample=10**6))
+    assert sampled["key"] != everything["key"]
+    artifacts = TeacherArtifacts.load(tmp_path / "b", dataset)
+    assert artifacts.ranked_rows("test") is None      # a sample of every row is the full split
+
+
+def test_an_eval_sample_and_a_limit_together_are_refused(world, tmp_path):
+    dataset, root, _ = world
+    with pytest.raises(ConfigError, match="give eval_sample or limit, not both"):
+        bigrec_teacher(dataset, tmp_path / "x", adapter=root / "adapter",
+                       options=BigRecOptions(**OPTIONS, eval_sample=5, limit=4), cache=tmp_path / "c")
+
+
 def test_a_budget_and_a_limit_together_are_refused(world, tmp_path):
     dataset, root, _ = world
     with pytest.raises(ConfigError, match="give budget or limit, not both"):

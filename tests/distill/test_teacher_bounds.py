@@ -26,6 +26,7 @@ from factories import chain_dataset
     ("bigrec", "max_new_tokens", 513, "1..512"),
     ("bigrec", "limit", 0, "1..10000000"),
     ("bigrec", "limit", 10**7 + 1, "1..10000000"),
+    ("bigrec", "eval_sample", 0, "1..10000000"),
     ("bigrec", "latency_requests", -1, "0..10000"),
     ("bigrec", "latency_requests", 10_001, "0..10000"),
     ("bigrec", "tensor_parallel", 65, "1..64"),

@@ -313,10 +313,11 @@ def _record_overlap(run: Run, dataset, students: dict) -> None:
     ranks = teacher_dir(run) / RANKS_FILE
     if not ranks.is_file():
         return
-    teacher_ids = load_file(str(ranks))["test_ids"]
+    stored = load_file(str(ranks))
+    teacher_ids = stored["test_ids"]
     overlap = {}
     for role, model in students.items():
-        value = topk_overlap(model, dataset.test, teacher_ids, k=20)
+        value = topk_overlap(model, dataset.test, teacher_ids, k=20, ranked=stored.get("test_ranked"))
         if not math.isnan(value):
             overlap[role] = round(value, 6)
     k = min(20, int(teacher_ids.shape[1])) if teacher_ids.ndim == 2 else 20
