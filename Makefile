@@ -13,7 +13,7 @@ ML100K ?= $(SHARED)/data/ml-100k
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo demo-cli test test-fast test-vllm bench bench-budget bench-generation bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
+.PHONY: install demo demo-cli test test-fast test-vllm bench bench-budget bench-generation bench-llm-teacher bench-service bench-dashboard validate-deploy deploy-tools browser-tools clean
 
 install: $(STAMP)
 
@@ -76,6 +76,12 @@ bench: install
 bench-budget: install
 	$(PY) bench/budget_bench.py --out bench-out/budget.json
 
+# The first real LLM teacher: SmolLM2-135M LoRA-tuned on ML-100k, BIGRec teacher at budgets
+# 500/1,000/2,000 with 1,000 val and 1,000 test instances, SASRec over 3 seeds (about 2 h on 2 cores;
+# bench-out/llm-teacher keeps every stage, so a rerun resumes).
+bench-llm-teacher: install
+	$(PY) bench/llm_teacher_bench.py --ml100k $(ML100K) --out bench-out/llm_teacher.json
+
 # BIGRec generation speed on the CPU: beam 4 fp32 against greedy and bf16, same model and instances.
 bench-generation: install
 	$(PY) bench/generation_bench.py --ml100k $(ML100K) --out bench-out/generation.json
@@ -101,6 +107,18 @@ browser-tools:
 
 validate-deploy: install deploy-tools
 	KUBERNETES_VALIDATE=$(VENV)/bin/kubernetes-validate scripts/validate_deploy.sh
+
+# `docker compose up`, for real (README, "Deploy"): starts a Docker engine when none runs (and
+# stops only that one), builds studio-base:bookworm with debootstrap, the cpu image from the
+# Dockerfile on it and the stack's Postgres and Redis, then runs tests/deploy/test_compose.py.
+.PHONY: test-compose compose-tools
+test-compose: install compose-tools
+	PY=$(PY) scripts/compose_test.sh
+
+# Debian's Docker engine (20.10; a newer docker CLI on the PATH talks to it) and debootstrap.
+compose-tools: deploy-tools
+	command -v dockerd >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends docker.io debootstrap >/dev/null; }
 
 clean:
 	rm -rf $(DEMO_OUT) $(DEMO_OUT)-cli bench-out

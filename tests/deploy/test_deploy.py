@@ -216,6 +216,26 @@ def test_compose_web_and_workers_share_the_studio_volume_and_read_models_read_on
         assert any(volume.endswith(":/models:ro") for volume in SERVICES[service]["volumes"]), service
 
 
+def test_compose_ci_overlay_repeats_the_real_commands_and_checks_but_for_the_ports():
+    """tests/deploy/compose.ci.yml (`make test-compose`) repeats a few commands and healthchecks to
+    put them on the test stack's ports: otherwise they must stay the real ones, and it must leave
+    the start-up order, volumes, settings and restart policies alone."""
+    overlay = yaml.safe_load((ROOT / "tests" / "deploy" / "compose.ci.yml").read_text())["services"]
+    real, ci = SERVICES["web"]["command"], overlay["web"]["command"]
+    bind = real.index("--bind") + 1
+    assert ci[:bind] + ci[bind + 1:] == real[:bind] + real[bind + 1:]
+    assert overlay["web"]["healthcheck"]["test"] == [
+        part.replace(":8000/", ":${STACK_WEB_PORT}/") for part in SERVICES["web"]["healthcheck"]["test"]]
+    assert overlay["redis"]["command"][:len(SERVICES["redis"]["command"])] == SERVICES["redis"]["command"]
+    assert overlay["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "-p", "${STACK_REDIS_PORT}", "ping"]
+    worker = SERVICES["worker-cpu"]["command"]
+    queues = worker.index("--queues") + 1
+    assert overlay["worker-cpu"]["command"] == [*worker[:queues], "gpu,cpu", *worker[queues + 1:]]
+    for name, service in overlay.items():
+        assert not {"depends_on", "volumes", "env_file", "restart", "deploy"} & service.keys(), name
+        assert set(service.get("healthcheck", {})) <= {"test"}, name
+
+
 def test_compose_gpu_worker_reserves_a_gpu_and_the_cpu_worker_none():
     devices = SERVICES["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert [device["capabilities"] for device in devices] == [["gpu"]]
