@@ -77,8 +77,8 @@ bench-budget: install
 	$(PY) bench/budget_bench.py --out bench-out/budget.json
 
 # The first real LLM teacher: SmolLM2-135M LoRA-tuned on ML-100k, BIGRec teacher at budgets
-# 500/1,000/2,000 with 1,000 val and 1,000 test instances, SASRec over 3 seeds (about 2 h on 2 cores;
-# bench-out/llm-teacher keeps every stage, so a rerun resumes).
+# 500/1,000/2,000 with 500 val and 500 test instances, SASRec over 3 seeds (about 1 h 15 min on 2
+# cores; bench-out/llm-teacher keeps every stage, so a rerun resumes).
 bench-llm-teacher: install
 	$(PY) bench/llm_teacher_bench.py --ml100k $(ML100K) --out bench-out/llm_teacher.json
 

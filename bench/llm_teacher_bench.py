@@ -2,13 +2,14 @@
 real LLM teacher, end to end on 2 CPU cores.
 
 ML-100k (the default preparation). SmolLM2-135M-Instruct (the offline default base model) is
-LoRA-fine-tuned on 1,024 seeded training prompts in the `movies` style (`teacher finetune`, 2 epochs),
+LoRA-fine-tuned on 320 seeded training prompts in the `movies` style (`teacher finetune`, 1 epoch: what fits),
 then runs as the BIGRec teacher with the `hf` backend in the CPU-fast setting of `make
 bench-generation` (greedy, bf16): it ranks a random budget of 2,000 training instances and a recorded
-sample of 1,000 val and 1,000 test instances (`eval_sample`) for its own metrics. Budgets 500 and
+sample of 500 val and 500 test instances (`eval_sample`) for its own metrics. Budgets 500 and
 1,000 are cut from it (`restrict`: nested subsets, one teacher computation). lambda_d is chosen on
-val once (`lam=auto`, seed 0, at the largest budget) and then fixed; SASRec plain and distilled at
-every budget train over 3 seeds. The table: the teacher (on its test sample), most-popular, plain
+val once (`lam=auto`, seed 0, at the largest budget); SASRec plain and distilled at every budget, at
+that lambda_d (unless it is 0: then the distilled student is the plain one) and at --lam-fixed
+(0.1), train over 3 seeds. The table: the teacher (on its test sample), most-popular, plain
 and distilled (full test and the teacher's sample), the paired gain over plain with its bootstrap
 CI and Wilcoxon p, the teacher's instances/s and every stage's wall time.
 
@@ -47,7 +48,7 @@ def main() -> int:
     parser.add_argument("--ml100k", default=str(ROOT.parent / "shared" / "data" / "ml-100k"))
     parser.add_argument("--work", default="bench-out/llm-teacher")
     parser.add_argument("--budgets", default="500,1000,2000", help="training instances the teacher ranks")
-    parser.add_argument("--eval-sample", type=int, default=1000, help="val and test instances the teacher ranks")
+    parser.add_argument("--eval-sample", type=int, default=500, help="val and test instances the teacher ranks")
     parser.add_argument("--finetune-sample", type=int, default=320)
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--beams", type=int, default=1)
@@ -55,6 +56,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--lam-fixed", type=float, default=0.1,
+                        help="also distil at this lambda_d (the grid's smallest non-zero one by default)")
     parser.add_argument("--out", default="bench-out/llm_teacher.json")
     args = parser.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -135,14 +138,20 @@ def main() -> int:
               "seeds": seeds, "train": train,
               "plain": {"test": seed_summary(plain)["uncertainty"]["test"][METRIC], "sample": on_sample(plain_dirs)},
               "rows": [], "stages_s": stages}
-    for budget in budgets:
-        dirs, metrics = timed(stages, f"distilled_{budget}_s", lambda: train_role(
-            dataset, student_config("sasrec", train, {"lam": str(lam)}, distilled=True), teacher_dirs[budget],
-            work / f"distilled-{budget}", seeds))
-        comparison = compare_students(dataset, dirs, plain_dirs, teacher_dir=teacher_dirs[budget])
-        result["rows"].append({"budget": budget, "test": seed_summary(metrics)["uncertainty"]["test"][METRIC],
-                               "sample": on_sample(dirs), "vs_plain": comparison["distilled_vs_baseline"],
-                               "vs_teacher": comparison["distilled_vs_teacher"]})
+    # The lambda_d chosen on val, and --lam-fixed: what the teacher does to the student when it is used.
+    # A chosen lambda_d of 0 distils nothing: that student is the plain one, not trained again.
+    for label, value in (("chosen", lam), ("fixed", args.lam_fixed)):
+        if float(value) == 0.0:
+            continue
+        for budget in budgets:
+            dirs, metrics = timed(stages, f"distilled_{label}_{budget}_s", lambda: train_role(
+                dataset, student_config("sasrec", train, {"lam": str(value)}, distilled=True), teacher_dirs[budget],
+                work / f"distilled-lam{value}-{budget}", seeds))
+            comparison = compare_students(dataset, dirs, plain_dirs, teacher_dir=teacher_dirs[budget])
+            result["rows"].append({"lam": float(value), "lam_source": label, "budget": budget,
+                                   "test": seed_summary(metrics)["uncertainty"]["test"][METRIC],
+                                   "sample": on_sample(dirs), "vs_plain": comparison["distilled_vs_baseline"],
+                                   "vs_teacher": comparison["distilled_vs_teacher"]})
 
     t = result["teacher"]
     print(f"\nML-100k, SmolLM2-135M-Instruct + LoRA ({t['finetune']['train_prompts']} prompts), BIGRec teacher "
@@ -157,7 +166,7 @@ def main() -> int:
     for row in result["rows"]:
         c = row["vs_plain"]
         lo, hi = c["ci95_pct"]
-        print(f"{'SASRec distilled @' + format(row['budget'], ','):<28} {row['test']['mean']:>8.4f} "
+        print(f"{'distilled, lam ' + str(row['lam']) + ' @' + format(row['budget'], ','):<28} {row['test']['mean']:>8.4f} "
               f"[{row['test']['ci95'][0]:.4f}, {row['test']['ci95'][1]:.4f}] {row['sample']:>14.4f}  "
               f"{c['gain_pct']:+.1f}% [{lo:+.1f}, {hi:+.1f}], p {c['p_value']:.3g} (n={c['n_users']})")
     print("stages (s):", json.dumps(stages))
